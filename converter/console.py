@@ -1,0 +1,47 @@
+"""Where output goes: machine-readable JSON on stdout, everything for people (logs, progress, tables)
+on stderr, so `--json` output can be piped as is."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def emit_json(obj: Any) -> None:
+    """Write exactly one JSON object to stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def steps(title: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """A spinner with elapsed time on stderr; yields `step(text)` to say what is running now."""
+    if quiet or not err.is_terminal:
+        start = time.perf_counter()
+
+        def plain(text: str) -> None:
+            if not quiet:
+                err.print(f"[dim]{time.perf_counter() - start:6.1f}s[/] {text}", soft_wrap=True)
+
+        yield plain
+        return
+    with err.status(title) as status:
+        start = time.perf_counter()
+
+        def update(text: str) -> None:
+            status.update(f"{title}: {text} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+        yield update

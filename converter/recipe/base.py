@@ -1,0 +1,25 @@
+"""Shared pieces of the recipe models: the strict base class and recipe-relative paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, values are immutable after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _relative_to_recipe(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        value = Path(base) / value
+    return value
+
+
+RecipePath = Annotated[Path, AfterValidator(_relative_to_recipe)]
+"""A path written relative to the recipe file (absolute paths are kept)."""

@@ -1,0 +1,212 @@
+"""Load a recipe: YAML with line numbers, ${ENV} expansion, `--set` overrides, errors that name the file,
+the line, the key path and the allowed values."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from converter.errors import RecipeError
+from converter.recipe.model import Recipe
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+Loc = tuple[Any, ...]
+
+
+def load_recipe(
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    model_dir: str | Path | None = None,
+    output_dir: str | Path | None = None,
+) -> Recipe:
+    """Read and validate a recipe. `overrides` are `key.path=value` strings (`--set`); `model_dir` and
+    `output_dir` are CLI paths (relative to the working directory) that replace the recipe's."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe not found: {path}", hint="pass the path of a YAML recipe, e.g. recipes/ppocrv4_rec.yaml")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}: invalid YAML: {problem}", hint="check indentation and quoting near that line") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping with at least name, source and inputs",
+                          hint="see recipes/ppocrv4_rec.yaml for a complete example")
+    lines = _line_numbers(node)
+    for item in overrides:
+        _apply_override(data, item, path)
+    data = _expand_env(data, (), path, lines)
+    try:
+        recipe = Recipe.model_validate(data, context={"base_dir": path.parent.resolve()})
+    except ValidationError as exc:
+        raise _recipe_error(exc, data, path, lines) from None
+    update: dict[str, Any] = {}
+    if output_dir is not None:
+        update["output_dir"] = Path(output_dir).resolve()
+    elif recipe.output_dir is None:
+        update["output_dir"] = path.parent.resolve() / "build" / recipe.name
+    if model_dir is not None:
+        if recipe.source.format != "paddle":
+            raise RecipeError("--model-dir applies to `source.format: paddle` recipes only",
+                              hint=f"{path} reads an ONNX file; override it with --set source.path=FILE")
+        update["source"] = recipe.source.model_copy(update={"model_dir": Path(model_dir).resolve()})
+    return recipe.model_copy(update=update) if update else recipe
+
+
+def _line_numbers(node: yaml.Node | None, prefix: Loc = ()) -> dict[Loc, int]:
+    """Map every key path of the YAML document to its 1-based line."""
+    out: dict[Loc, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            loc = prefix + (key.value,)
+            out[loc] = key.start_mark.line + 1
+            out.update(_line_numbers(value, loc))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            out[prefix + (i,)] = value.start_mark.line + 1
+            out.update(_line_numbers(value, prefix + (i,)))
+    return out
+
+
+def _apply_override(data: dict, item: str, path: Path) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"--set {item!r}: expected KEY.PATH=VALUE", hint="e.g. --set onnx.opset=13")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    parts = key.strip().split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} has no item {part}",
+                                  hint=f"{path} lists {len(node)} item(s); index them from 0")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping", hint="override a leaf key")
+        if last:
+            node[part] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+
+
+def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, loc + (k,), path, lines) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, loc + (i,), path, lines) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise RecipeError(f"{_where(path, lines, loc)}: {_dotted(loc)}: environment variable {name} is not set",
+                          hint=f"export {name}=..., or write ${{{name}:-default}} in the recipe")
+
+    return _ENV.sub(substitute, value)
+
+
+def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc, int]) -> RecipeError:
+    messages = []
+    for err in exc.errors(include_url=False):
+        loc = _data_loc(data, err["loc"])
+        where = _where(path, lines, loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(err["loc"][:-1])
+            unknown = str(err["loc"][-1])
+            guess = difflib.get_close_matches(unknown, allowed, n=1)
+            did_you_mean = f" (did you mean '{guess[0]}'?)" if guess else ""
+            messages.append(f"{where}: {_dotted(loc)}: unknown key{did_you_mean}; allowed: {', '.join(allowed)}")
+        elif err["type"] == "missing":
+            messages.append(f"{where}: {_dotted(loc)}: required key is missing")
+        else:
+            messages.append(f"{where}: {_dotted(loc) or '(top level)'}: {err['msg']} (got {_short(err.get('input'))})")
+    hint = "fix the key named above; `npuconv schema` prints every key with its allowed values"
+    return RecipeError("; ".join(messages), hint=hint)
+
+
+def _data_loc(data: Any, loc: Loc) -> Loc:
+    """Drop pydantic's union tags (e.g. 'paddle', 'list[OmConfig]') from an error location."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif not isinstance(node, (dict, list)) or isinstance(part, int):
+            continue
+        elif isinstance(node, dict) and part not in node and part == loc[-1]:
+            out.append(part)  # a missing or unknown key: the location names it all the same
+    return tuple(out)
+
+
+def _models_at(loc: Loc) -> list[type[BaseModel]]:
+    """The recipe model classes that can sit at a pydantic error location."""
+    models: list[type[BaseModel]] = [Recipe]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if fields:
+            models = [m for f in fields for m in _models_in(f.annotation)]
+        else:  # a union tag: keep the member it names
+            models = [m for m in models if part in (m.__name__, _literal_tag(m))] or models
+    return models
+
+
+def _literal_tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("format")
+    args = typing.get_args(field.annotation) if field else ()
+    return args[0] if len(args) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    keys: list[str] = []
+    for model in _models_at(loc):
+        keys += [k for k in model.model_fields if k not in keys]
+    return keys
+
+
+def _where(path: Path, lines: dict[Loc, int], loc: Loc) -> str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return f"{path}:{lines[loc[:end]]}"
+    return str(path)
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,118 @@
+"""The recipe: one YAML file per model, the single source of truth for every stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from converter.recipe.base import RecipePath, Section
+from converter.recipe.bench import BenchConfig
+from converter.recipe.om import OmConfig
+from converter.recipe.verify import VerifyConfig
+from converter.versions import P2O_MAX_OPSET, P2O_MIN_OPSET
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+DTYPES = ("float32", "float16", "int64", "int32", "uint8", "bool")
+Dim = Annotated[int, Field(ge=1)]
+
+
+class PaddleSource(Section):
+    """A Paddle static inference model (`paddle.jit.save` output)."""
+
+    format: Literal["paddle"]
+    model_dir: RecipePath
+    model_filename: str | None = Field(
+        None, description="inference.pdmodel or inference.json (Paddle 3 PIR); found automatically when unset"
+    )
+    params_filename: str = "inference.pdiparams"
+
+    def model_file(self) -> Path:
+        """The program file: the configured one, else inference.json, else inference.pdmodel."""
+        if self.model_filename:
+            return self.model_dir / self.model_filename
+        for candidate in ("inference.json", "inference.pdmodel"):
+            if (self.model_dir / candidate).exists():
+                return self.model_dir / candidate
+        return self.model_dir / "inference.pdmodel"
+
+    def params_file(self) -> Path:
+        return self.model_dir / self.params_filename
+
+
+class OnnxSource(Section):
+    """An ONNX file from any exporter (tf2onnx, torch.onnx, an earlier paddle2onnx run)."""
+
+    format: Literal["onnx"]
+    path: RecipePath
+
+
+Source = Annotated[Union[PaddleSource, OnnxSource], Field(discriminator="format")]
+
+
+class InputSpec(Section):
+    name: str = Field(min_length=1)
+    shape: list[Dim] = Field(min_length=1, description="the fixed shape the NPU will see")
+    dtype: Literal[DTYPES] = "float32"  # type: ignore[valid-type]
+    range: tuple[float, float] = Field((0.0, 1.0), description="[low, high) of generated verification data")
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1]:
+            raise ValueError(f"range must be [low, high] with low < high, got {list(value)}")
+        return value
+
+
+class OnnxConfig(Section):
+    opset: int = Field(
+        11, ge=P2O_MIN_OPSET, le=P2O_MAX_OPSET,
+        description=f"requested opset ({P2O_MIN_OPSET}..{P2O_MAX_OPSET}); paddle2onnx may raise it, the card says what was written",
+    )
+    simplify: bool = True
+    parity: bool = Field(True, description="compare the result with the source model (Paddle Inference) after conversion")
+
+
+class Preprocess(Section):
+    """How an image becomes the model input (used by verify for image folders and by om for AIPP)."""
+
+    resize: tuple[Dim, Dim] | None = Field(None, description="[height, width]")
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    scale: float = Field(1.0, gt=0, description="multiplied into the pixel before mean/std (1/255 for [0,1])")
+    channel_order: Literal["BGR", "RGB"] = "BGR"
+
+    @field_validator("std")
+    @classmethod
+    def _nonzero(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(v == 0 for v in value):
+            raise ValueError("std values must be non-zero")
+        return value
+
+
+class Recipe(Section):
+    name: str = Field(pattern=NAME_PATTERN, description="becomes file names")
+    source: Source
+    inputs: list[InputSpec] = Field(min_length=1)
+    onnx: OnnxConfig = OnnxConfig()
+    preprocess: Preprocess | None = None
+    om: OmConfig | list[OmConfig] | None = None
+    verify: VerifyConfig = VerifyConfig()
+    bench: BenchConfig = BenchConfig()
+    output_dir: RecipePath | None = Field(None, description="final artifacts; default build/<name> beside the recipe")
+
+    @model_validator(mode="after")
+    def _unique_inputs(self) -> "Recipe":
+        names = [spec.name for spec in self.inputs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"input names must be unique, repeated: {dup}")
+        return self
+
+    def input(self, name: str) -> InputSpec:
+        return next(spec for spec in self.inputs if spec.name == name)
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        return {spec.name: list(spec.shape) for spec in self.inputs}
+

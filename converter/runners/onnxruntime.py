@@ -1,0 +1,54 @@
+"""ONNX Runtime runner: CPU is the reference for every comparison; other providers plug in by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import InputError, ToolNotFound
+from converter.runners.base import Runner, TensorInfo
+
+
+class OnnxRuntimeRunner(Runner):
+    """ONNX Runtime on one execution provider (default CPU). `model` is a path or serialized bytes."""
+
+    def __init__(self, model: Path | bytes, provider: str = "CPUExecutionProvider", threads: int | None = None) -> None:
+        self.model = model
+        self.provider = provider
+        self.threads = threads
+        self.name = f"onnxruntime:{provider.removesuffix('ExecutionProvider').lower()}"
+        self._session = None
+
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        if self.provider not in ort.get_available_providers():
+            raise ToolNotFound(
+                f"ONNX Runtime provider {self.provider} is not available here "
+                f"(available: {', '.join(ort.get_available_providers())})",
+                hint="install the onnxruntime build that carries it (e.g. onnxruntime-gpu, onnxruntime-cann)",
+            )
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        model = self.model if isinstance(self.model, bytes) else str(self.model)
+        try:
+            self._session = ort.InferenceSession(model, options, providers=[self.provider])
+        except Exception as exc:  # ORT raises its own exception types for unloadable models
+            raise InputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}",
+                             hint="run `npuconv lint` on the file; re-export it with `npuconv onnx`") from None
+
+    def deactivate(self) -> None:
+        self._session = None
+
+    def input_infos(self) -> list[TensorInfo]:
+        return [TensorInfo(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self._session.get_outputs()]
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.output_names()
+        return dict(zip(names, self._session.run(names, feed)))

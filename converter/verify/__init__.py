@@ -1,0 +1,1 @@
+"""Numeric parity: input generation, metrics, reports."""
