@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.markup import escape
 
 from converter import __version__
 from converter.commands import doctor, lint, om, onnx, schema, verify
+from converter import console
 from converter.console import emit_json, err
 from converter.errors import NpuconvError
 
@@ -48,8 +48,10 @@ def main() -> None:
     """Console entry point: expected errors become `error:`/`hint:` lines (or one JSON object with
     --json) and exit code 2 (1 for failed checks); anything else is a bug and keeps its traceback."""
     want_json = "--json" in sys.argv[1:]
+    if want_json:
+        console.reserve_stdout_for_json()
     try:
-        code = app(standalone_mode=False)
+        app()
     except NpuconvError as exc:
         if want_json:
             emit_json({"passed": False, "error": exc.to_json()})
@@ -60,12 +62,8 @@ def main() -> None:
         if log_tail and not want_json:
             err.print(log_tail, markup=False, soft_wrap=True, style="dim")
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except click.exceptions.ClickException as exc:
-        if want_json:
-            emit_json({"passed": False, "error": {"type": "UsageError", "message": exc.format_message(), "hint": ""}})
-        exc.show()
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+    except SystemExit as exc:
+        # Usage errors are printed by the parser; --json still promises one object on stdout.
+        if want_json and exc.code not in (0, None) and not console.json_emitted():
+            emit_json({"passed": False, "error": {"type": "UsageError", "message": "invalid command line", "hint": "see --help"}})
+        raise

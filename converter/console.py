@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,10 +17,34 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
+_emitted = False
+
+
 def emit_json(obj: Any) -> None:
     """Write exactly one JSON object to stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    global _emitted
+    _emitted = True
+    stream = _json_stream or sys.stdout
+    stream.write(json.dumps(obj, indent=2, default=str) + "\n")
+    stream.flush()
+
+
+_json_stream: Any = None
+
+
+def reserve_stdout_for_json() -> None:
+    """From now on stdout (fd 1, so C-level prints of onnxsim or paddle too) goes to stderr; only
+    `emit_json` writes to the real stdout."""
+    global _json_stream
+    if _json_stream is not None:
+        return
     sys.stdout.flush()
+    _json_stream = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+
+def json_emitted() -> bool:
+    return _emitted
 
 
 def warn(message: str) -> None:

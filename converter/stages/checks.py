@@ -1,0 +1,60 @@
+"""Checks on the stage's ONNX: it parses and passes onnx.checker, uses only the default domain, ONNX
+Runtime loads and runs it, and it computes what the source computes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import StageFailed
+from converter.verify.metrics import compare_arrays
+from converter.verify.tolerance import FP32
+
+
+def load_checked(path: Path, what: str):
+    """onnx.load + onnx.checker, as StageFailed on any failure."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:  # protobuf DecodeError, onnx ValidationError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StageFailed(f"{what} is not a valid ONNX model: {first}",
+                          hint="re-export it; for Paddle models check the pinned paddle2onnx version (npuconv doctor)") from None
+    return model
+
+
+def check_default_domain(model) -> None:
+    """atc parses only standard ONNX ops: any node outside the default domain is an error."""
+    custom = sorted({f"{n.domain}::{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+    if custom:
+        raise StageFailed(f"the graph uses ops outside the default ONNX domain: {', '.join(custom)}",
+                          hint="atc has no parser for custom-domain ops; export without custom ops")
+
+
+def run_ort(model: Path | bytes, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One ONNX Runtime CPU run; a model ORT cannot load is a StageFailed."""
+    from converter.errors import InputError
+    from converter.runners.onnxruntime import OnnxRuntimeRunner
+
+    try:
+        with OnnxRuntimeRunner(model) as runner:
+            return runner.infer(feed)
+    except InputError as exc:
+        raise StageFailed(exc.message, hint="the exported graph is broken; check `npuconv doctor` for known-bad versions") from None
+
+
+def source_parity(reference: list[np.ndarray], actual: dict[str, np.ndarray], reference_name: str, seed: int) -> dict:
+    """Compare outputs by position (paddle2onnx renames outputs between versions: never key on names)."""
+    if len(reference) != len(actual):
+        raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
+    outputs = {}
+    for ref, (name, got) in zip(reference, actual.items()):
+        m = compare_arrays(ref, got)
+        ok = m.shape_match and m.max_abs <= FP32.max_abs and m.cosine >= FP32.cosine
+        outputs[name] = {"shape": list(got.shape), "max_abs": m.max_abs, "max_rel": m.max_rel,
+                         "mean_abs": m.mean_abs, "cosine": m.cosine, "shape_match": m.shape_match, "passed": ok}
+    return {"passed": all(o["passed"] for o in outputs.values()), "reference": reference_name,
+            "seed": seed, "tolerance": FP32.to_json(), "outputs": outputs}
