@@ -156,7 +156,10 @@ def _build(recipe: Recipe, dynamic_axes: dict[str, list[int]], scratch: Path, st
             raw_path = scratch / "raw.onnx"
             copy_atomic(src.path, raw_path)
         timings["export"] = time.perf_counter() - started
-        raw = checks.load_checked(raw_path, "source ONNX" if worker is None else "paddle2onnx output")
+        if worker is None:
+            raw = checks.load_checked(raw_path, "source ONNX")
+        else:
+            raw = checks.load_checked(raw_path, "paddle2onnx output", params_file=src.params_file())
         opset_written = next((o.version for o in raw.opset_import if o.domain in ("", "ai.onnx")), None)
 
         t = time.perf_counter()
@@ -174,8 +177,10 @@ def _build(recipe: Recipe, dynamic_axes: dict[str, list[int]], scratch: Path, st
         dyn = shapes.dynamic_dims(fixed)
         declared = {f"input {n}[{a}]={n}_{a}" for n, axes in dynamic_axes.items() for a in axes}
         if not dynamic_axes and dyn:
+            hint = ("shape inference alone cannot fold this graph: keep onnx.simplify true" if not recipe.onnx.simplify
+                    else "run `npuconv lint` on the ONNX to see which ops keep them dynamic")
             raise StageFailed(f"the graph still has dynamic dims after fixing the input shapes: {', '.join(dyn[:8])}",
-                              hint="run `npuconv lint` on the ONNX to see which ops keep them dynamic")
+                              hint=hint)
         undeclared_inputs = [d for d in dyn if d.startswith("input ") and d not in declared]
         if undeclared_inputs:
             raise StageFailed(f"inputs kept dynamic dims nobody asked for: {', '.join(undeclared_inputs)}")

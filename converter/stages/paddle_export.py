@@ -14,6 +14,7 @@ from converter.stages.paddle_worker import EXPORTED, REFERENCE
 
 # Lines of paddle's stderr that carry the reason for a failure; the rest is deprecation noise.
 _SIGNAL = ("error", "Error", "ERROR", "Abort", "abort", "Traceback", "Exception", "Check failed", "terminate")
+_NOISE = ("C++ Traceback", "  [TimeInfo", "Error Message Summary")
 _SIGNALS = {-6: "SIGABRT", -11: "SIGSEGV", -9: "SIGKILL"}
 
 
@@ -45,14 +46,18 @@ class PaddleExport:
         for line in self._proc.stdout:
             if line.strip() == marker:
                 return
+            self._log.write(line)  # paddle2onnx's C++ side reports errors on stdout
         rc = self._proc.wait()
+        tail = self.log_tail()
         self.close()
         how = _SIGNALS.get(rc, f"exit code {rc}")
+        errors = [ln.strip() for ln in tail.splitlines() if "[ERROR]" in ln]
+        reason = next((ln for ln in errors if "[OP:" in ln), errors[0] if errors else "")
         raise StageFailed(
-            f"{what} failed ({how})",
+            f"{what} failed ({how})" + (f": {reason}" if reason else ""),
             hint="check that model_dir holds a complete Paddle inference model (program + .pdiparams) "
                  "and that its ops are supported by paddle2onnx; the log is shown below",
-            log_tail=self.log_tail(),
+            log_tail=tail,
         )
 
     def wait_exported(self) -> Path:
@@ -69,9 +74,10 @@ class PaddleExport:
             return [data[k] for k in sorted(data.files)]
 
     def log_tail(self, lines: int = 12) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()
-        useful = [ln for ln in text if any(s in ln for s in _SIGNAL)]
+        useful = [ln for ln in text if any(s in ln for s in _SIGNAL) and not ln.startswith(_NOISE)]
         return "\n".join((useful or text)[-lines:])
 
     def close(self) -> None:

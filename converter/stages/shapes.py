@@ -21,7 +21,8 @@ def _dims(value_info) -> list[int | str | None]:
 
 
 def describe_inputs(model) -> str:
-    return ", ".join(f"{i.name}{_dims(i)}" for i in graph_inputs(model))
+    """Inputs as `name[d0, d1, ...]`, symbolic dims as -1 (Paddle's spelling)."""
+    return ", ".join(f"{i.name}{[d if isinstance(d, int) else -1 for d in _dims(i)]}" for i in graph_inputs(model))
 
 
 def fix_input_shapes(

@@ -1,0 +1,69 @@
+"""atc's command line, built from the recipe: a list of unquoted `--key=value` tokens (run with an argv
+list, never through a shell; the build script quotes each token itself)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from converter.recipe.model import Recipe
+from converter.recipe.om import OmConfig
+from converter.stages.atc import options as opt
+from converter.stages.atc.validate import DynamicPlan, render_value
+
+
+@dataclass(frozen=True)
+class AtcPaths:
+    """Where atc reads and writes: the ONNX, the output stem (atc appends `.om`) and generated cfg files."""
+
+    model: str
+    output: str
+    keep_dtype: str | None = None
+    modify_mixlist: str | None = None
+    insert_op_conf: str | None = None
+
+
+def input_shape_arg(shapes: Mapping[str, list[int]], axes: Mapping[str, tuple[int, ...]]) -> str:
+    """`x:1,3,48,320` (`;` between inputs), with `-1` on every dynamic axis."""
+    parts = []
+    for name, shape in shapes.items():
+        dims = ["-1" if i in axes.get(name, ()) else str(d) for i, d in enumerate(shape)]
+        parts.append(f"{name}:{','.join(dims)}")
+    return ";".join(parts)
+
+
+def build_argv(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, paths: AtcPaths, program: str = "atc") -> list[str]:
+    """The full atc argv, in a fixed order: model, framework, output, soc, formats and shapes, gears,
+    precision, dtype files, implmode, AIPP, cross-compile target, then extra_args sorted by key."""
+    argv = [
+        program,
+        f"--model={paths.model}",
+        f"--framework={opt.FRAMEWORK_ONNX}",
+        f"--output={paths.output}",
+        f"--soc_version={cfg.soc_version}",
+        f"--input_format={cfg.input_format}",
+        f"--input_shape={input_shape_arg(recipe.input_shapes(), dynamic.axes)}",
+    ]
+    if dynamic.option:
+        argv.append(f"--{dynamic.option}={dynamic.value}")
+    if cfg.precision_mode_v2:
+        argv.append(f"--precision_mode_v2={cfg.precision_mode_v2}")
+    if cfg.precision_mode:
+        argv.append(f"--precision_mode={cfg.precision_mode}")
+    if paths.keep_dtype:
+        argv.append(f"--keep_dtype={paths.keep_dtype}")
+    if paths.modify_mixlist:
+        argv.append(f"--modify_mixlist={paths.modify_mixlist}")
+    if cfg.op_select_implmode:
+        argv.append(f"--op_select_implmode={cfg.op_select_implmode}")
+    if cfg.optypelist_for_implmode:
+        argv.append(f"--optypelist_for_implmode={','.join(cfg.optypelist_for_implmode)}")
+    if paths.insert_op_conf:
+        argv.append(f"--insert_op_conf={paths.insert_op_conf}")
+    if cfg.host_env_os:
+        argv.append(f"--host_env_os={cfg.host_env_os}")
+    if cfg.host_env_cpu:
+        argv.append(f"--host_env_cpu={cfg.host_env_cpu}")
+    for key in sorted(cfg.extra_args):
+        argv.append(f"--{key}={render_value(cfg.extra_args[key])}")
+    return argv

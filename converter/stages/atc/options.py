@@ -1,0 +1,141 @@
+"""Facts about atc, one fact in one place: SoC names and their capabilities, precision-mode classes,
+gear limits, the ONNX opset range per CANN version, and the atc options `extra_args` may set.
+
+Sources: CANN Graph Engine `api/atc/main_impl.cc` and `compiler/api/aclgrph/option_utils.cc`; the
+hiascend.com ATC parameter pages (precision_mode/_v2, keep_dtype, modify_mixlist, dynamic gears); the
+"ONNX operator specification" page of each CANN release for the opset range."""
+
+from __future__ import annotations
+
+import re
+
+FRAMEWORK_ONNX = "5"
+SUCCESS_MARKER = "ATC run success"
+FAILURE_MARKER = "ATC run failed"
+
+# Gear counts atc accepts: more than one profile, at most 100 (E10035 / E10036).
+MIN_GEARS = 2
+MAX_GEARS = 100
+
+# SoC families. Exact names seen in CANN sources and docs; a name that only matches a family pattern is
+# accepted with a warning, an unknown name is accepted with a louder one (atc is the final judge).
+SOC_FAMILIES: dict[str, tuple[str, ...]] = {
+    "310": ("Ascend310",),
+    "310P": ("Ascend310P1", "Ascend310P3", "Ascend310P5", "Ascend310P7"),
+    "310B": ("Ascend310B1", "Ascend310B2", "Ascend310B3", "Ascend310B4"),
+    "910": ("Ascend910A", "Ascend910B", "Ascend910ProA", "Ascend910ProB", "Ascend910PremiumA"),
+    "910B": ("Ascend910B1", "Ascend910B2", "Ascend910B2C", "Ascend910B3", "Ascend910B4", "Ascend910B4-1"),
+    "910_93": ("Ascend910_9391", "Ascend910_9392", "Ascend910_9381", "Ascend910_9382", "Ascend910_9372",
+               "Ascend910_9362"),
+    "950": (),
+}
+_FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("310P", r"^Ascend310P\d+$"),
+    ("310B", r"^Ascend310B\d+$"),
+    ("910B", r"^Ascend910B\d+\w*$"),
+    ("910_93", r"^Ascend910_93\d+$"),
+    ("950", r"^Ascend950"),
+)
+STATIC_ONLY_FAMILIES = frozenset({"310", "310P", "310B"})  # "310-class": no dynamic-shape kernels
+BF16_FAMILIES = frozenset({"910B", "910_93", "950"})  # Atlas A2 / A3 / 950
+HIF8_FAMILIES = frozenset({"950"})  # Ascend 950PR / 950DT
+
+BF16_MODES = frozenset({"mixed_bfloat16", "allow_mix_precision_bf16", "allow_fp32_to_bf16"})
+HIF8_MODES = frozenset({"cube_hif8", "mixed_hif8"})
+MIXED_MODES = frozenset({
+    "mixed_float16", "mixed_bfloat16", "mixed_hif8",
+    "allow_mix_precision", "allow_mix_precision_fp16", "allow_mix_precision_bf16",
+})
+ORIGIN_MODES = frozenset({"origin", "must_keep_origin_dtype"})
+IMPLMODES_WITH_LIST = frozenset({"high_precision", "high_performance"})
+
+# ai.onnx opset range atc parses, per CANN major.minor ("Opset version v9~v13" in 5.0.x/6.0.x docs,
+# "v9~v18" from 7.0 on; 8.x documents per-operator versions on top of ONNX 1.12 and the 7.0 range).
+OPSET_RANGES: dict[str, tuple[int, int]] = {
+    "5.0": (9, 13), "5.1": (9, 13), "6.0": (9, 13),
+    "7.0": (9, 18), "8.0": (9, 18), "8.1": (9, 18), "8.2": (9, 18), "8.3": (9, 18), "8.5": (9, 18),
+}
+DEFAULT_CANN = "8.0"
+
+# Options that appeared in a given CANN release (major.minor); older releases reject them.
+OPTION_SINCE: dict[str, str] = {"precision_mode_v2": "7.0"}
+
+# Options npuconv writes itself from recipe keys: extra_args may not set them.
+MANAGED_OPTIONS = frozenset({
+    "model", "framework", "output", "soc_version", "input_format", "input_shape", "input_shape_range",
+    "dynamic_batch_size", "dynamic_image_size", "dynamic_dims", "precision_mode", "precision_mode_v2",
+    "keep_dtype", "modify_mixlist", "op_select_implmode", "optypelist_for_implmode", "insert_op_conf",
+    "host_env_os", "host_env_cpu", "mode",
+})
+
+# Other atc options extra_args may set, with their allowed values (None: free-form value).
+EXTRA_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "log": ("debug", "info", "warning", "error", "null"),
+    "out_nodes": None,
+    "output_type": None,
+    "input_fp16_nodes": None,
+    "is_input_adjust_hw_layout": None,
+    "is_output_adjust_hw_layout": None,
+    "customize_dtypes": None,
+    "op_precision_mode": None,
+    "fusion_switch_file": None,
+    "enable_small_channel": ("0", "1"),
+    "op_compiler_cache_mode": ("disable", "enable", "force"),
+    "op_compiler_cache_dir": None,
+    "external_weight": ("0", "1", "2"),
+    "disable_reuse_memory": ("0", "1"),
+    "buffer_optimize": ("l2_optimize", "off_optimize"),
+    "op_debug_level": ("0", "1", "2", "3", "4"),
+    "debug_dir": None,
+    "status_check": ("0", "1"),
+    "deterministic": ("0", "1"),
+    "oo_level": ("O1", "O3"),
+    "input_hint_shape": None,
+    "allow_hf32": ("true", "false"),
+    "enable_single_stream": ("true", "false"),
+    "compression_optimize_conf": None,
+    "shape_generalized_build_mode": ("shape_generalized", "shape_precise"),
+    "dump_mode": ("0", "1"),
+}
+
+
+def soc_family(soc: str) -> str | None:
+    """The family of a SoC name (`310P`, `910B`, ...), or None when the name is not recognised."""
+    for family, names in SOC_FAMILIES.items():
+        if soc in names:
+            return family
+    for family, pattern in _FAMILY_PATTERNS:
+        if re.match(pattern, soc):
+            return family
+    return None
+
+
+def is_known_soc(soc: str) -> bool:
+    """True for a SoC name listed exactly in SOC_FAMILIES."""
+    return any(soc in names for names in SOC_FAMILIES.values())
+
+
+def known_socs() -> list[str]:
+    """Every exact SoC name npuconv knows, in family order."""
+    return [name for names in SOC_FAMILIES.values() for name in names]
+
+
+def cann_key(version: str | None) -> str:
+    """`8.0.RC2` -> `8.0`; None -> the default CANN release."""
+    if not version:
+        return DEFAULT_CANN
+    match = re.match(r"^(\d+)\.(\d+)", version)
+    return f"{match.group(1)}.{match.group(2)}" if match else version
+
+
+def opset_range(cann_version: str | None) -> tuple[tuple[int, int], bool]:
+    """(min, max) ai.onnx opset atc parses for this CANN version, and whether the version is known."""
+    key = cann_key(cann_version)
+    if key in OPSET_RANGES:
+        return OPSET_RANGES[key], True
+    return OPSET_RANGES[DEFAULT_CANN], False
+
+
+def version_tuple(key: str) -> tuple[int, ...]:
+    """`8.0` -> (8, 0) for comparisons."""
+    return tuple(int(p) for p in re.findall(r"\d+", key)[:2])

@@ -1,0 +1,141 @@
+"""Recipe loading and validation: every error names the file, the line, the key and what is allowed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from converter.errors import RecipeError
+from converter.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = """\
+name: m1
+source:
+  format: paddle
+  model_dir: models/m1
+inputs:
+  - name: x
+    shape: [1, 3, 48, 320]
+    range: [-1, 1]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("recipe", ["ppocrv4_det", "ppocrv4_rec", "ppocr_cls"])
+def test_shipped_recipes_validate(recipe):
+    r = load_recipe(REPO / "recipes" / f"{recipe}.yaml")
+    assert r.name == recipe
+    assert r.source.format == "paddle"
+    assert r.source.model_dir == REPO / "models" / r.source.model_dir.name
+    assert r.output_dir == REPO / "build" / recipe
+    expected = {"ppocrv4_det": [1, 3, 640, 640], "ppocrv4_rec": [1, 3, 48, 320], "ppocr_cls": [1, 3, 48, 192]}
+    assert r.input_shapes() == {"x": expected[recipe]}
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    r = load_recipe(write(tmp_path, GOOD))
+    assert r.source.model_dir == tmp_path / "models" / "m1"
+    assert r.source.params_file() == tmp_path / "models" / "m1" / "inference.pdiparams"
+    assert r.output_dir == tmp_path / "build" / "m1"
+    assert (r.onnx.opset, r.onnx.simplify, r.onnx.parity) == (11, True, True)
+    assert r.inputs[0].dtype == "float32" and r.inputs[0].range == (-1.0, 1.0)
+    assert r.om is None and r.preprocess is None
+
+
+def test_unknown_key_names_line_key_and_suggestion(tmp_path):
+    path = write(tmp_path, GOOD + "onnx:\n  opset: 13\n  simplfy: true\n")
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(path)
+    msg = exc.value.message
+    assert msg.startswith(f"{path}:11: onnx.simplfy: unknown key (did you mean 'simplify'?)")
+    assert "allowed: opset, simplify, parity" in msg
+    assert "npuconv schema" in exc.value.hint
+
+
+def test_unknown_key_inside_tagged_union(tmp_path):
+    path = write(tmp_path, GOOD.replace("  model_dir: models/m1\n", "  model_dir: models/m1\n  modle_file: x\n"))
+    with pytest.raises(RecipeError, match=r"r.yaml:5: source.modle_file: unknown key \(did you mean 'model_filename'\?\); "
+                                          r"allowed: format, model_dir, model_filename, params_filename"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ("name: 'bad name!'", r"r.yaml:1: name: String should match pattern"),
+    ("name: m1\nsource: {format: tflite, path: x}", r"source: Input tag 'tflite' found using 'format' does not match any of the expected tags: 'paddle', 'onnx'"),
+])
+def test_bad_values_name_allowed_values(tmp_path, bad, expected):
+    text = GOOD.replace("name: m1", bad) if bad.startswith("name: '") else bad + "\ninputs: [{name: x, shape: [1]}]\n"
+    with pytest.raises(RecipeError, match=expected):
+        load_recipe(write(tmp_path, text))
+
+
+def test_dims_must_be_positive_and_opset_in_range(tmp_path):
+    path = write(tmp_path, GOOD.replace("[1, 3, 48, 320]", "[1, 3, 0, 320]") + "onnx: {opset: 25}\n")
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(path)
+    assert "r.yaml:7: inputs.0.shape.2: Input should be greater than or equal to 1 (got 0)" in exc.value.message
+    assert "onnx.opset: Input should be less than or equal to 19 (got 25)" in exc.value.message
+
+
+def test_missing_required_keys(tmp_path):
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(write(tmp_path, "name: m1\n"))
+    assert "source: required key is missing" in exc.value.message
+    assert "inputs: required key is missing" in exc.value.message
+
+
+def test_broken_yaml_names_line_and_column(tmp_path):
+    with pytest.raises(RecipeError, match=r"r.yaml:4:2: invalid YAML: expected <block end>"):
+        load_recipe(write(tmp_path, "name: m1\nsource:\n  format: paddle\n model_dir: x\n"))
+
+
+def test_env_expansion_with_default_and_unset(tmp_path, monkeypatch):
+    text = GOOD.replace("models/m1", "${MODELS_HOME:-fallback}/m1")
+    monkeypatch.delenv("MODELS_HOME", raising=False)
+    assert load_recipe(write(tmp_path, text)).source.model_dir == tmp_path / "fallback" / "m1"
+    monkeypatch.setenv("MODELS_HOME", "/srv/models")
+    assert load_recipe(write(tmp_path, text)).source.model_dir == Path("/srv/models/m1")
+    with pytest.raises(RecipeError, match=r"r.yaml:4: source.model_dir: environment variable NOT_SET_ANYWHERE is not set"):
+        load_recipe(write(tmp_path, GOOD.replace("models/m1", "${NOT_SET_ANYWHERE}/m1")))
+
+
+def test_set_overrides_are_typed_and_validated(tmp_path):
+    path = write(tmp_path, GOOD)
+    r = load_recipe(path, ["onnx.opset=13", "inputs.0.shape=[1,3,48,640]", "onnx.simplify=false"])
+    assert r.onnx.opset == 13 and r.onnx.simplify is False
+    assert r.inputs[0].shape == [1, 3, 48, 640]
+    with pytest.raises(RecipeError, match=r"onnx.opset: Input should be less than or equal to 19"):
+        load_recipe(path, ["onnx.opset=99"])
+    with pytest.raises(RecipeError, match=r"--set inputs.3.shape: inputs has no item 3"):
+        load_recipe(path, ["inputs.3.shape=[1]"])
+    with pytest.raises(RecipeError, match=r"expected KEY.PATH=VALUE"):
+        load_recipe(path, ["onnx.opset"])
+
+
+def test_cli_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = load_recipe(write(tmp_path, GOOD), model_dir="elsewhere/m", output_dir="out")
+    assert r.source.model_dir == tmp_path / "elsewhere" / "m"
+    assert r.output_dir == tmp_path / "out"
+
+
+def test_duplicate_input_names_rejected(tmp_path):
+    text = GOOD + "  - name: x\n    shape: [1]\n"
+    with pytest.raises(RecipeError, match=r"input names must be unique, repeated: \['x'\]"):
+        load_recipe(write(tmp_path, text))
+
+
+def test_schema_command_lists_keys(run_cli):
+    res = run_cli("schema")
+    assert res.code == 0
+    schema = json.loads(res.stdout)
+    assert set(schema["required"]) == {"name", "source", "inputs"}
+    assert {"onnx", "preprocess", "om", "verify", "bench", "output_dir"} <= set(schema["properties"])
