@@ -10,9 +10,9 @@ from converter.errors import VersionConflict
 
 TOOLS = ("npuconv", "paddlepaddle", "paddle2onnx", "onnx", "onnxsim", "onnxruntime", "numpy")
 
-# Opsets the pinned paddle2onnx (2.0.1) writes: "[Paddle2ONNX] Only support opset_version in range of [7, 19]".
+# Opsets the pinned paddle2onnx (2.0.1) writes; above it says "The Opset Version must be between 7 and 21".
 P2O_MIN_OPSET = 7
-P2O_MAX_OPSET = 19
+P2O_MAX_OPSET = 21
 
 # (package, version prefix) pairs measured to produce broken models; each with the symptom and the fix.
 KNOWN_BAD: tuple[tuple[str, str, str], ...] = (

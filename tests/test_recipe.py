@@ -82,7 +82,7 @@ def test_dims_must_be_positive_and_opset_in_range(tmp_path):
     with pytest.raises(RecipeError) as exc:
         load_recipe(path)
     assert "r.yaml:7: inputs.0.shape.2: Input should be greater than or equal to 1 (got 0)" in exc.value.message
-    assert "onnx.opset: Input should be less than or equal to 19 (got 25)" in exc.value.message
+    assert "onnx.opset: Input should be less than or equal to 21 (got 25)" in exc.value.message
 
 
 def test_missing_required_keys(tmp_path):
@@ -112,7 +112,7 @@ def test_set_overrides_are_typed_and_validated(tmp_path):
     r = load_recipe(path, ["onnx.opset=13", "inputs.0.shape=[1,3,48,640]", "onnx.simplify=false"])
     assert r.onnx.opset == 13 and r.onnx.simplify is False
     assert r.inputs[0].shape == [1, 3, 48, 640]
-    with pytest.raises(RecipeError, match=r"onnx.opset: Input should be less than or equal to 19"):
+    with pytest.raises(RecipeError, match=r"onnx.opset: Input should be less than or equal to 21"):
         load_recipe(path, ["onnx.opset=99"])
     with pytest.raises(RecipeError, match=r"--set inputs.3.shape: inputs has no item 3"):
         load_recipe(path, ["inputs.3.shape=[1]"])
