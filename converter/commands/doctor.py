@@ -1,10 +1,56 @@
-"""`npuconv doctor` (being built)."""
+"""`npuconv doctor`: what this machine has for the pipeline (tools, atc/CANN, NPU) and known-bad versions."""
 
 from __future__ import annotations
 
-from converter.errors import NpuconvError
+import platform
+import sys
+
+from converter.commands.common import JsonOpt
+from converter.console import emit_json, err
 
 
-def doctor_command() -> None:
-    """Not available yet."""
-    raise NpuconvError("npuconv doctor is not available in this build")
+def doctor_command(json_: JsonOpt = False) -> None:
+    """Report tool versions, whether atc/CANN is installed, the SoC from npu-smi, and version combinations
+    known to produce broken models (exit 1 when one is installed)."""
+    import typer
+
+    from converter.stages.atc.host import probe_atc, probe_npu
+    from converter.versions import PINNED_FIX, known_bad, tool_versions
+
+    versions = tool_versions()
+    bad = known_bad(versions)
+    atc = probe_atc()
+    npu = probe_npu()
+    report = {
+        "passed": not bad,
+        "python": sys.version.split()[0],
+        "platform": f"{platform.system()} {platform.machine()}",
+        "tools": versions,
+        "known_bad": bad,
+        "fix": PINNED_FIX if bad else None,
+        "atc": atc,
+        "npu": npu.to_json(),
+    }
+    if json_:
+        emit_json(report)
+    else:
+        err.print(f"python {report['python']} on {report['platform']}")
+        for name, version in versions.items():
+            err.print(f"  {name:<14} {version or '[red]not installed[/]'}")
+        if atc["found"]:
+            err.print(f"atc: {atc['path']} (via {atc['found_via']}), CANN {atc['cann_version'] or 'version unknown'}")
+        else:
+            err.print("atc: not installed (npuconv om --dry-run / --emit-script still work)")
+        if npu.npu_smi is None:
+            err.print("npu-smi: not installed (no Ascend NPU visible here)")
+        elif npu.error:
+            err.print(f"npu-smi: {npu.error}")
+        else:
+            chips = ", ".join(f"{c['id']}:{c['soc_version']} ({c['health']})" for c in npu.chips) or "no chips listed"
+            err.print(f"npu-smi: {chips}" + (f"; use om.soc_version: {npu.soc_version}" if npu.soc_version else ""))
+        for why in bad:
+            err.print(f"[bold red]known bad:[/] {why}")
+        if bad:
+            err.print(f"fix: {PINNED_FIX}")
+    if bad:
+        raise typer.Exit(1)

@@ -1,10 +1,75 @@
-"""`npuconv om` (being built)."""
+"""`npuconv om`: compile the recipe's ONNX to an Ascend OM with atc, or print/emit the atc command."""
 
 from __future__ import annotations
 
-from converter.errors import NpuconvError
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, load
+from converter.console import emit_json, err, steps, warn
+
+VariantOpt = Annotated[Optional[str], typer.Option("--variant", help="Build the om variant of this name (om: list).")]
 
 
-def om_command() -> None:
-    """Not available yet."""
-    raise NpuconvError("npuconv om is not available in this build")
+def om_command(
+    recipe: RecipeArg,
+    variant: VariantOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the exact atc argv; never runs atc.")] = False,
+    emit_script: Annotated[Optional[Path], typer.Option(
+        "--emit-script", metavar="FILE", help="Write a standalone sh script that runs atc (for a build server).")] = None,
+    paddlex: Annotated[bool, typer.Option(
+        "--paddlex", help="Also lay out inference.om + inference.yml for PaddleX (backend: om).")] = False,
+    set_: SetOpt = None,
+    model_dir: ModelDirOpt = None,
+    output_dir: OutputDirOpt = None,
+    json_: JsonOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """ONNX -> OM through CANN's atc. Every option is checked before atc starts; the onnx stage runs (or is
+    reused) first, with the gear axes of om.dynamic kept symbolic."""
+    from converter.stages.atc.paddlex import check_paddlex, layout_paddlex
+    from converter.stages.atc.run import require_atc
+    from converter.stages.atc.stage import build_om, check_recipe, plan_om, write_cfg_files
+
+    r = load(recipe, set_, model_dir, output_dir)
+    cfg, _, dynamic = check_recipe(r, variant)
+    px_shape = check_paddlex(r, dynamic) if paddlex else None
+    if not dry_run and emit_script is None:
+        require_atc()
+    with steps("om", quiet=False) as step:
+        plan = plan_om(r, variant, force=force, on_step=step)
+    for message in plan.warnings:
+        warn(message)
+    payload: dict = plan.to_json()
+    if dry_run or emit_script is not None:
+        if dry_run:
+            write_cfg_files(plan)
+        if emit_script is not None:
+            from converter.stages.atc.script import render_script, write_script
+
+            text = render_script(plan, r, cfg, emit_script.name, str(recipe))
+            write_script(emit_script, text)
+            payload["script"] = str(emit_script)
+            err.print(f"wrote {emit_script} (run it where atc is installed: sh {shlex.quote(str(emit_script))})")
+        payload["dry_run"] = dry_run
+        if json_:
+            emit_json(payload)
+        elif dry_run:
+            print(shlex.join(plan.argv))
+        return
+    with steps(f"atc {plan.soc_version}") as step:
+        result = build_om(plan, on_step=step)
+    payload.update(result.to_json())
+    if px_shape is not None:
+        layout = layout_paddlex(r, cfg, result.om, plan.input_shape, px_shape)
+        payload["paddlex"] = layout.to_json()
+    if json_:
+        emit_json(payload)
+    else:
+        err.print(f"[green]ok[/] {result.om} ({result.size_bytes} bytes, sha256 {result.sha256[:16]}..., "
+                  f"atc {result.seconds:.1f}s, log {result.log})")
+        if px_shape is not None:
+            err.print(f"PaddleX model dir: {payload['paddlex']['dir']}")

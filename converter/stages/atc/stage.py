@@ -40,8 +40,10 @@ def resolve_config(recipe: Recipe, variant: str | None) -> OmConfig:
     cfg = select_variant(recipe.om, variant)
     names = [o.variant for o in recipe.om] if isinstance(recipe.om, list) else [recipe.om.variant]
     if cfg is None or (variant is not None and cfg.variant != variant):
+        named = [n for n in names if n]
         raise RecipeError(f"--variant {variant}: the recipe has no om variant of that name",
-                          hint=f"variants: {', '.join(str(n) for n in names)}")
+                          hint=f"variants: {', '.join(named)}" if named else "the recipe's om section has no variants; "
+                          "drop --variant")
     return cfg
 
 
@@ -151,9 +153,6 @@ class OmResult:
     argv: tuple[str, ...]
     atc: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
-
-    def __bool__(self) -> bool:
-        return True
 
     def to_json(self) -> dict:
         return {"passed": True, "om": str(self.om), "sha256": self.sha256, "size_bytes": self.size_bytes,

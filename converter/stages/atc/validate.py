@@ -36,10 +36,13 @@ def check_config(recipe: Recipe, cfg: OmConfig) -> tuple[list[str], DynamicPlan]
     warnings += _check_soc(cfg)
     warnings += _check_precision(cfg)
     _check_implmode(cfg)
-    warnings += _check_cann(cfg)
+    _check_cann(cfg)
     dynamic = _check_dynamic(recipe, cfg)
     _check_aipp(recipe, cfg)
     _check_extra_args(cfg)
+    if "input_hint_shape" in cfg.extra_args and dynamic.option:
+        raise rule_error("hint-shape-with-gears", f"extra_args.input_hint_shape cannot be combined with --{dynamic.option} "
+                         "(atc E10001)", "drop input_hint_shape, or om.dynamic")
     return warnings, dynamic
 
 
@@ -127,15 +130,14 @@ def _check_implmode(cfg: OmConfig) -> None:
                          f"(got {cfg.op_select_implmode})", "set op_select_implmode: high_precision")
 
 
-def _check_cann(cfg: OmConfig) -> list[str]:
+def _check_cann(cfg: OmConfig) -> None:
     if cfg.cann_version is None:
-        return []
+        return
     key = opt.cann_key(cfg.cann_version)
     for option, since in opt.OPTION_SINCE.items():
         if getattr(cfg, option, None) is not None and opt.version_tuple(key) < opt.version_tuple(since):
             raise rule_error("cann-option", f"--{option} needs CANN {since} or newer, om.cann_version is {cfg.cann_version}",
                              "use the legacy precision_mode on this CANN, or raise om.cann_version")
-    return []
 
 
 def _gears(profiles: list[tuple[int, ...]], what: str) -> None:
