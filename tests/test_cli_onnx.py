@@ -3,13 +3,15 @@ bad input, and nothing half-written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
 
 
 def assert_clean_failure(res, output_dir, message_part: str) -> None:

@@ -29,7 +29,7 @@ def no_dim_param(model: onnx.ModelProto) -> bool:
 
 
 def test_crnn_dynamic_width_becomes_static(paddle_models, make_recipe):
-    result = build_onnx(load_recipe(make_recipe("crnn", paddle_models["crnn"])))
+    result = build_onnx(load_recipe(make_recipe("crnn", paddle_models["crnn"])), force=True)
     model = onnx.load(result.onnx)
     assert result.onnx.name == "crnn.onnx" and not result.cached
     assert static_dims(model) == [[1, 3, 32, 64], [1, 16, 11]]
@@ -57,13 +57,15 @@ def test_fcn_dynamic_hw_and_two_inputs(paddle_models, make_recipe, tmp_path):
     assert outputs[1]["max_abs"] == 0.0  # features * 2 is exact
 
 
-def test_dynamic_axes_stay_symbolic_and_nothing_else(paddle_models, make_recipe):
-    result = build_onnx(load_recipe(make_recipe("crnn", paddle_models["crnn"])), dynamic_axes={"x": [0]})
+@pytest.mark.parametrize("axes", [[0], [2, 3]])
+def test_dynamic_axes_stay_symbolic_and_nothing_else(paddle_models, make_recipe, axes):
+    result = build_onnx(load_recipe(make_recipe("fcn", paddle_models["fcn"])), dynamic_axes={"x": axes})
     model = onnx.load(result.onnx)
     dims = model.graph.input[0].type.tensor_type.shape.dim
-    assert [d.dim_param or d.dim_value for d in dims] == ["x_0", 3, 32, 64]
-    assert result.onnx.name == "crnn_dyn.onnx"
-    assert result.card["dynamic_axes"] == {"x": [0]} and result.card["parity"]["passed"]
+    expected = [f"x_{a}" if a in axes else v for a, v in enumerate([1, 3, 64, 96])]
+    assert [d.dim_param or d.dim_value for d in dims] == expected
+    assert result.onnx.name == "fcn_dyn.onnx"
+    assert result.card["dynamic_axes"] == {"x": axes} and result.card["parity"]["passed"]
 
 
 def test_onnx_source_is_fixed_and_checked_against_itself(paddle_models, make_recipe, tmp_path):

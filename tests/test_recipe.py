@@ -139,3 +139,12 @@ def test_schema_command_lists_keys(run_cli):
     schema = json.loads(res.stdout)
     assert set(schema["required"]) == {"name", "source", "inputs"}
     assert {"onnx", "preprocess", "om", "verify", "bench", "output_dir"} <= set(schema["properties"])
+
+
+def test_error_inside_a_list_of_variants_has_no_union_noise(tmp_path):
+    text = GOOD + "om:\n  - variant: a\n    soc_version: Ascend310P3\n    precison_mode_v2: origin\n"
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(write(tmp_path, text))
+    assert exc.value.message.startswith(f"{tmp_path / 'r.yaml'}:12: om.0.precison_mode_v2: unknown key "
+                                        "(did you mean 'precision_mode_v2'?)")
+    assert "valid dictionary" not in exc.value.message

@@ -18,6 +18,7 @@ from converter.recipe.model import Recipe
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Loc = tuple[Any, ...]
+_BRANCH_MISMATCH = {"model_type", "dict_type", "list_type", "model_attributes_type"}
 
 
 def load_recipe(
@@ -128,7 +129,13 @@ def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
 
 def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc, int]) -> RecipeError:
     messages = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # A value that fits one branch of a union (`om: {...}` or `om: [...]`) also fails the other branch with
+    # "should be a valid dictionary/list": noise, once the real error inside the chosen branch is known.
+    losing = [e for e in errors if e["type"] in _BRANCH_MISMATCH and len(_data_loc(data, e["loc"])) < len(e["loc"])]
+    if len(losing) < len(errors):
+        errors = [e for e in errors if e not in losing]
+    for err in errors:
         loc = _data_loc(data, err["loc"])
         where = _where(path, lines, loc)
         if err["type"] == "extra_forbidden":

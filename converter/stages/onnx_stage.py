@@ -169,7 +169,7 @@ def _build(recipe: Recipe, dynamic_axes: dict[str, list[int]], scratch: Path, st
         t = time.perf_counter()
         if recipe.onnx.simplify:
             step("onnxsim")
-            fixed = simplify.simplify_onnx(fixed)
+            fixed = simplify.simplify_onnx(fixed, test_shapes=recipe.input_shapes() if dynamic_axes else None)
         moved = simplify.constants_to_initializers(fixed)
         timings["simplify"] = time.perf_counter() - t
 

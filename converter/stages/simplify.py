@@ -5,9 +5,10 @@ from __future__ import annotations
 from converter.errors import StageFailed
 
 
-def simplify_onnx(model, check_n: int = 1):
+def simplify_onnx(model, check_n: int = 1, test_shapes: dict[str, list[int]] | None = None):
     """Simplify with onnxsim (constant folding, shape folding, dead-code removal). onnxsim compares the
-    result with the input on `check_n` random inputs; a failed check is a StageFailed."""
+    result with the input on `check_n` random inputs (of `test_shapes` where inputs keep symbolic dims);
+    a failed check is a StageFailed."""
     import contextlib
     import io
 
@@ -15,7 +16,7 @@ def simplify_onnx(model, check_n: int = 1):
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # onnxsim prints its check progress
-            simplified, ok = onnxsim.simplify(model, check_n=check_n)
+            simplified, ok = onnxsim.simplify(model, check_n=check_n, test_input_shapes=test_shapes)
     except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError/onnx errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StageFailed(f"onnxsim failed: {first}",

@@ -3,10 +3,12 @@ convert to fully static ONNX that matches Paddle Inference."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnx
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 

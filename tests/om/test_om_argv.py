@@ -8,8 +8,6 @@ import pytest
 
 from om_support import MODELS, atc_calls, needs_models
 
-# onnxsim cannot simplify a graph whose H/W stay symbolic (the onnx stage passes it no test shape yet)
-NO_SIMPLIFY = {"parity": False, "simplify": False}
 
 
 def test_static_minimal_argv(cli, make_recipe, tmp_path, fake_atc):
@@ -114,7 +112,7 @@ def test_dynamic_batch(cli, make_recipe, tmp_path):
 
 def test_dynamic_image_size(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin",
-                          "dynamic": {"image_size": [[16, 16], [32, 48]]}}, onnx=NO_SIMPLIFY)
+                          "dynamic": {"image_size": [[16, 16], [32, 48]]}})
     res = cli("om", recipe, "--dry-run", "--json")
     assert res.code == 0, res.err
     assert res.json()["argv"][5:8] == ["--input_format=NCHW", "--input_shape=x:1,3,-1,-1",
@@ -123,7 +121,7 @@ def test_dynamic_image_size(cli, make_recipe):
 
 def test_dynamic_dims_nd(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin", "input_format": "ND",
-                          "dynamic": {"dims": [[1, 16], [2, 32], [4, 64]], "axes": {"x": [3, 0]}}}, onnx=NO_SIMPLIFY)
+                          "dynamic": {"dims": [[1, 16], [2, 32], [4, 64]], "axes": {"x": [3, 0]}}})
     res = cli("om", recipe, "--dry-run", "--json")
     assert res.code == 0, res.err
     assert res.json()["argv"][5:8] == ["--input_format=ND", "--input_shape=x:-1,3,16,-1",
@@ -180,7 +178,7 @@ def test_default_precision_is_loud(cli, make_recipe):
 
 def test_human_dry_run_prints_one_command_line(cli, make_recipe, tmp_path):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin",
-                          "dynamic": {"image_size": [[16, 16], [32, 32]]}}, onnx=NO_SIMPLIFY)
+                          "dynamic": {"image_size": [[16, 16], [32, 32]]}})
     res = cli("om", recipe, "--dry-run")
     assert res.code == 0, res.err
     assert res.out.strip().endswith(" --input_shape=x:1,3,-1,-1 '--dynamic_image_size=16,16;32,32' "

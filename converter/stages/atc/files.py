@@ -10,7 +10,9 @@ import converter
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig
 
-TEMPLATES = Path(converter.__file__).resolve().parent.parent / "templates"
+_PACKAGE = Path(converter.__file__).resolve().parent
+# A checkout (editable install) reads the repository's templates/; a wheel ships them as converter/templates.
+TEMPLATES = next((p for p in (_PACKAGE.parent / "templates", _PACKAGE / "templates") if p.is_dir()), _PACKAGE / "templates")
 
 KEEP_DTYPE = "keep_dtype.cfg"
 MIXLIST = "modify_mixlist.json"
