@@ -13,8 +13,15 @@ from typing import Any
 
 from rich.console import Console
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+
+def _width(stream) -> int | None:
+    # Rich falls back to 80 columns when not writing to a terminal (CI logs, pipes): tables of metrics then
+    # truncate their numbers. Logs are read in wide viewers; COLUMNS still wins.
+    return None if stream.isatty() or "COLUMNS" in os.environ else 160
+
+
+err = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+out = Console(highlight=False, width=_width(sys.stdout))
 
 
 _emitted = False

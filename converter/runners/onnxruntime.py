@@ -13,10 +13,15 @@ from converter.runners.base import Runner, TensorInfo
 class OnnxRuntimeRunner(Runner):
     """ONNX Runtime on one execution provider (default CPU). `model` is a path or serialized bytes."""
 
-    def __init__(self, model: Path | bytes, provider: str = "CPUExecutionProvider", threads: int | None = None) -> None:
+    def __init__(self, model: Path | bytes, provider: str = "CPUExecutionProvider", threads: int | None = None,
+                 priority_order: bool = False) -> None:
         self.model = model
         self.provider = provider
         self.threads = threads
+        # ORT's default node order can keep many tensors alive when extra consumers (statistics) are
+        # attached; the priority-based order runs them as soon as possible (measured on PP-OCRv4 det:
+        # 540 -> 183 MB peak).
+        self.priority_order = priority_order
         self.name = f"onnxruntime:{provider.removesuffix('ExecutionProvider').lower()}"
         self._session = None
 
@@ -33,6 +38,8 @@ class OnnxRuntimeRunner(Runner):
         options.log_severity_level = 3
         if self.threads:
             options.intra_op_num_threads = self.threads
+        if self.priority_order:
+            options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         try:
             self._session = ort.InferenceSession(model, options, providers=[self.provider])
@@ -51,4 +58,8 @@ class OnnxRuntimeRunner(Runner):
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()
+        return dict(zip(names, self._session.run(names, feed)))
+
+    def fetch(self, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once and return only the named graph outputs (a subset keeps memory bounded)."""
         return dict(zip(names, self._session.run(names, feed)))

@@ -19,9 +19,10 @@ class Tolerance:
 
 # fp32 against fp32 (Paddle Inference vs ONNX Runtime CPU): measured 2.3e-6 on PP-OCRv4 rec.
 FP32 = Tolerance(max_abs=1e-4, cosine=0.99999)
-# fp16 compute against fp32 (weights and activations rounded through float16): measured 9.9e-3 / 0.9999918
-# on PP-OCRv4 rec probabilities, 7.5e-4 / 0.9999993 on cls.
-FP16 = Tolerance(max_abs=2e-2, cosine=0.999)
+# fp16 compute against fp32 (emulate:fp16, weights and activations rounded through float16), max abs /
+# cosine measured: PP-OCRv4 rec 9.2e-3 / 0.99999 on random input and 2.9e-2 / 0.99996 on rendered text
+# lines, cls 2.6e-4, det 1.3e-4 / 0.99986. A real NPU adds its own approximations on top.
+FP16 = Tolerance(max_abs=5e-2, cosine=0.999)
 DEFAULTS: dict[str, Tolerance] = {"fp32": FP32, "fp16": FP16}
 
 # atc precision modes that keep the graph's fp32 compute. Every other mode computes (some) ops in fp16;
@@ -47,14 +48,16 @@ class AppliedTolerance:
         return {"max_abs": self.max_abs, "cosine": self.cosine, "source": self.source}
 
 
-def resolve(output: str, recipe_tolerances: dict, precision: Precision) -> AppliedTolerance:
-    """The tolerance of `output`: the recipe's entry for it, then its `default` entry, then the built-in
-    default of `precision`, field by field."""
+def resolve(output: str, verify_config, precision: Precision) -> AppliedTolerance:
+    """The tolerance of `output` under `precision`: the recipe's entry for it in `verify.tolerance`
+    (fp32) or `verify.tolerance_fp16`, then that section's `default` entry, then the built-in default of
+    the precision, field by field. fp32 entries never apply to fp16 targets, nor the reverse."""
+    key, entries = verify_config.tolerances(precision)
     builtin = DEFAULTS[precision]
     values: dict[str, float] = {}
     sources: list[str] = []
-    for key in (output, "default"):
-        entry = recipe_tolerances.get(key)
+    for name in (output, "default"):
+        entry = entries.get(name)
         if entry is None:
             continue
         used = False
@@ -64,7 +67,7 @@ def resolve(output: str, recipe_tolerances: dict, precision: Precision) -> Appli
                 values[field] = value
                 used = True
         if used:
-            sources.append(f"recipe:{key}")
+            sources.append(f"recipe:verify.{key}.{name}")
     if len(values) < 2:
         sources.append(f"builtin:{precision}")
     return AppliedTolerance(

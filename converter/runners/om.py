@@ -1,0 +1,86 @@
+"""An OM file on an Ascend NPU through ais_bench's `InferSession` (the documented Python API of
+msit benchmark), else pyACL (`import acl`, see runners/acl.py). The runtime is imported only when the
+runner is checked or activated; where neither is importable the runner fails with one `ToolNotFound`
+line. OM output names are atc's, not ONNX's: verify pairs them with the reference by position."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import InputError, StageFailed, ToolNotFound
+from converter.runners.base import Runner, TensorInfo
+
+INSTALL_HINT = ("install the CANN toolkit and the msit benchmark wheels (aclruntime, ais_bench) on the machine "
+                "with the NPU, source set_env.sh, or verify on this machine with --target emulate:fp16")
+
+
+def _session_class() -> type:
+    """ais_bench's InferSession, else the pyACL session; ToolNotFound when neither imports."""
+    try:
+        from ais_bench.infer.interface import InferSession
+
+        return InferSession
+    except ImportError as exc:
+        missing = str(exc)
+    try:
+        import acl  # noqa: F401
+    except ImportError:
+        raise ToolNotFound(f"the Ascend runtime is not available here: neither ais_bench nor pyACL (acl) "
+                           f"can be imported ({missing})", hint=INSTALL_HINT) from None
+    from converter.runners.acl import AclSession
+
+    return AclSession
+
+
+class OmRunner(Runner):
+    """`InferSession(device_id, om_path)`; `infer` passes the inputs in the model's order."""
+
+    def __init__(self, om_path: Path, device_id: int = 0) -> None:
+        self.om_path = Path(om_path)
+        self.device_id = device_id
+        self.name = "om"
+        self._session = None
+
+    def check(self) -> type:
+        """The session class to use (ais_bench's InferSession, else pyACL's); InputError without the OM
+        file, ToolNotFound without an Ascend runtime."""
+        session_class = _session_class()
+        if not self.om_path.is_file():
+            raise InputError(f"OM file not found: {self.om_path}",
+                             hint="build it with `npuconv om RECIPE`, or pass --om FILE")
+        return session_class
+
+    def activate(self) -> None:
+        session_class = self.check()
+        try:
+            self._session = session_class(self.device_id, str(self.om_path))
+        except StageFailed:
+            raise
+        except Exception as exc:  # the runtime raises RuntimeError or its own types
+            raise StageFailed(f"the Ascend runtime cannot load {self.om_path} on device {self.device_id}: {exc}",
+                              hint="check `npu-smi info`, the soc_version the OM was built for, and ASCEND_* env") from None
+
+    def deactivate(self) -> None:
+        if self._session is not None:
+            free = getattr(self._session, "free_resource", None)
+            if free is not None:
+                free()
+        self._session = None
+
+    def input_infos(self) -> list[TensorInfo]:
+        return [TensorInfo(i.name, tuple(i.shape), str(getattr(i, "datatype", ""))) for i in self._session.get_inputs()]
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self._session.get_outputs()]
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = self._session.get_inputs()
+        if len(feed) != len(inputs):
+            raise InputError(f"the OM has {len(inputs)} input(s), the feed {len(feed)}",
+                             hint="the recipe's inputs must match the ONNX the OM was built from")
+        # By name where atc kept the ONNX names, else in order.
+        arrays = [feed[i.name] if i.name in feed else list(feed.values())[k] for k, i in enumerate(inputs)]
+        outputs = self._session.infer([np.ascontiguousarray(a) for a in arrays], mode="static")
+        return {name: np.asarray(value) for name, value in zip(self.output_names(), outputs)}

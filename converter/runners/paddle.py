@@ -1,0 +1,70 @@
+"""Paddle Inference on the source model (CPU, oneDNN off so that results are deterministic)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import InputError, ToolNotFound
+from converter.runners.base import Runner, TensorInfo
+
+
+class PaddleRunner(Runner):
+    """A Paddle static inference model (`inference.pdmodel`/`inference.json` + `.pdiparams`)."""
+
+    def __init__(self, model_file: Path, params_file: Path, threads: int = 1) -> None:
+        self.model_file = Path(model_file)
+        self.params_file = Path(params_file)
+        self.threads = threads
+        self.name = "paddle"
+        self._predictor = None
+
+    def activate(self) -> None:
+        for path in (self.model_file, self.params_file):
+            if not path.is_file():
+                raise InputError(f"Paddle model file not found: {path}", hint="check source.model_dir in the recipe (or --model-dir)")
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                logging.disable(logging.WARNING)
+                import paddle.inference as pi
+        except ImportError:
+            raise ToolNotFound("Paddle Inference is not installed (import paddle failed)",
+                               hint="pip install paddlepaddle==3.2.2 (the version npuconv is pinned to)") from None
+        finally:
+            logging.disable(logging.NOTSET)
+        config = pi.Config(str(self.model_file), str(self.params_file))
+        config.disable_gpu()
+        config.disable_glog_info()
+        config.disable_mkldnn()
+        config.set_cpu_math_library_num_threads(self.threads)
+        try:
+            self._predictor = pi.create_predictor(config)
+        except Exception as exc:  # Paddle raises its own error types for unloadable programs
+            raise InputError(f"Paddle Inference cannot load {self.model_file}: {str(exc).strip().splitlines()[-1]}",
+                             hint="the model must be a Paddle inference model saved by paddle.jit.save") from None
+
+    def deactivate(self) -> None:
+        self._predictor = None
+
+    def input_infos(self) -> list[TensorInfo]:
+        infos = []
+        for name in self._predictor.get_input_names():
+            handle = self._predictor.get_input_handle(name)
+            infos.append(TensorInfo(name, tuple(handle.shape()), str(handle.type()).rsplit(".", 1)[-1].lower()))
+        return infos
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self._predictor.get_input_names()
+        missing = [n for n in names if n not in feed]
+        if missing:
+            raise InputError(f"the feed lacks Paddle model inputs {missing}", hint="name recipe inputs as the model does")
+        for name in names:
+            self._predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
+        self._predictor.run()
+        return {n: self._predictor.get_output_handle(n).copy_to_cpu() for n in self._predictor.get_output_names()}

@@ -1,0 +1,175 @@
+"""The verify engine: reference (ONNX Runtime CPU on the stage's ONNX) against a target, per output and
+sample, with tolerances by precision mode, task checks, the early-exit window from the model card,
+layerwise localisation and fp16 emulation analysis. Returns a VerifyReport; prints nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from converter.errors import RecipeError
+from converter.recipe.om import select_variant
+from converter.runners.factory import Target, check_available, make_runner
+from converter.verify.inputs import Sample, load_samples, save_sample
+from converter.verify.metrics import compare_arrays
+from converter.verify.report import OutputCheck, VerifyReport
+from converter.verify.tasks import check_task, pick_output
+from converter.verify.tolerance import Precision, Tolerance, precision_of, resolve
+
+
+def select_om(recipe, variant: str | None):
+    """The recipe's OM build (OmConfig or None) named `variant`; RecipeError when there is no such one."""
+    om = select_variant(recipe.om, variant)
+    if variant is not None and getattr(om, "variant", None) != variant:
+        raise RecipeError(f"--variant {variant}: the recipe has no om variant of that name",
+                          hint="name one of the `om:` list's variants, or leave --variant out")
+    return om
+
+
+def target_precision(target: Target, om) -> Precision:
+    """fp32 for ONNX-family and Paddle targets, fp16 for emulation, the OM build's mode for `om`."""
+    if target.kind == "emulate":
+        return "fp16"
+    if target.kind == "om":
+        return precision_of(getattr(om, "precision_mode_v2", None), getattr(om, "precision_mode", None))
+    return "fp32"
+
+
+def pair_outputs(reference: dict, actual: dict) -> list[tuple[str, str | None]]:
+    """(reference name, target name) pairs: by name when the target uses the reference's names, else by
+    position (OM and Paddle outputs are named differently); None where the target has no such output."""
+    ref_names, act_names = list(reference), list(actual)
+    if all(n in actual for n in ref_names):
+        return [(n, n) for n in ref_names]
+    return [(n, act_names[i] if i < len(act_names) else None) for i, n in enumerate(ref_names)]
+
+
+def early_exit_window(card: dict, output_index: int, output: str, reference: np.ndarray) -> tuple[int, int] | None:
+    """(axis, steps) to compare when the model card says a rewrite removed an early exit for this output:
+    `early_exit: {output: index|name, axis: n, steps: k}` or `{..., end_token: id}` (steps up to and
+    including the first step whose argmax over the last axis is end_token, in the reference)."""
+    spec = card.get("early_exit") if card else None
+    if not spec or spec.get("output", 0) not in (output_index, output):
+        return None
+    axis = int(spec["axis"]) % reference.ndim
+    if "steps" in spec:
+        return axis, int(spec["steps"])
+    tokens = reference.argmax(axis=-1)
+    token_axis = axis if axis < reference.ndim - 1 else axis - 1
+    hits = np.moveaxis(tokens == int(spec["end_token"]), token_axis, -1)
+    ends = [int(np.argmax(row)) + 1 if row.any() else row.size for row in hits.reshape(-1, hits.shape[-1])]
+    return axis, max(ends)
+
+
+def compare_sample(sample: int, reference: dict, actual: dict, verify_config, precision: Precision,
+                   card: dict | None = None) -> list[OutputCheck]:
+    """Every output of one sample, checked against its tolerance from `verify_config` (the recipe's
+    `verify:` section) under `precision`; no early verdict."""
+    checks = []
+    for index, (name, target_name) in enumerate(pair_outputs(reference, actual)):
+        ref = reference[name]
+        tolerance = resolve(name, verify_config, precision)
+        if target_name is None:
+            metrics = compare_arrays(ref, np.empty((0,), ref.dtype))
+            checks.append(OutputCheck(name, sample, metrics, tolerance, "", "missing in the target"))
+            continue
+        act = actual[target_name]
+        compared = ""
+        window = early_exit_window(card or {}, index, name, ref)
+        if window is not None:
+            axis, steps = window
+            if act.ndim == ref.ndim:
+                ref, act = np.take(ref, range(steps), axis=axis), np.take(act, range(min(steps, act.shape[axis])), axis=axis)
+            compared = f"first {steps} of {reference[name].shape[axis]} steps along axis {axis} (early exit in the source)"
+        checks.append(OutputCheck(name, sample, compare_arrays(ref, act), tolerance, target_name, compared))
+    return checks
+
+
+def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None, om_path: Path | None = None,
+           variant: str | None = None, samples: int | None = None, layerwise: bool = False,
+           save_dir: Path | None = None, on_step: Callable[[str], None] | None = None) -> VerifyReport:
+    """Compare `target` with ONNX Runtime CPU on `onnx_path` and return the report."""
+    from converter.runners.onnxruntime import OnnxRuntimeRunner
+
+    step = on_step or (lambda _text: None)
+    check_available(target, recipe, om_path)
+    om = select_om(recipe, variant)
+    precision = target_precision(target, om)
+    aipp = getattr(om, "aipp", None) if target.kind == "om" else None
+    batch = load_samples(recipe, samples, raw_images=getattr(aipp, "source_order", "RGB") if aipp else None)
+    step(f"reference: ONNX Runtime CPU on {onnx_path.name}")
+    with OnnxRuntimeRunner(onnx_path) as ref_runner:
+        references = [ref_runner.infer(s.feed) for s in batch]
+    step(f"target: {target}")
+    checks, tasks = [], []
+    with make_runner(target, recipe, onnx_path, om_path=om_path, om=om) as runner:
+        for i, (sample, reference) in enumerate(zip(batch, references)):
+            actual = runner.infer(sample.target_feed or sample.feed)
+            checks += compare_sample(i, reference, actual, recipe.verify, precision, card)
+            if recipe.verify.task is not None:
+                pairs = dict(pair_outputs(reference, actual))
+                name = pick_output(recipe.verify.task, list(reference))
+                if pairs.get(name) is not None:
+                    tasks.append(check_task(recipe.verify.task, i, name, reference[name], actual[pairs[name]]))
+            if save_dir is not None:
+                save_sample(save_dir, i, sample.feed, reference, actual)
+        emulation_rules = getattr(runner, "rules", None)
+    notes, layer_result, emulation = [], None, None
+    if layerwise:
+        step("layerwise comparison")
+        layer_result = _layerwise(recipe, target, onnx_path, batch[0], precision, om, emulation_rules)
+    if target.kind == "emulate":
+        from converter.verify.emulation import analyse
+
+        step("fp16 overflow analysis and keep_dtype suggestion")
+        emulation = analyse(recipe, target.arg, onnx_path, om, batch, references, precision, card)
+        if target.arg == "mixed_float16":
+            notes.append("mixed_float16 emulation is approximate: CANN's built-in mixed lists are not available "
+                         "here, only om.keep_dtype and om.modify_mixlist's black list are applied")
+    if target.kind == "om" and precision == "fp16":
+        mode = getattr(om, "precision_mode_v2", None) or getattr(om, "precision_mode", None) or "unset: atc's default fp16"
+        notes.append(f"the OM computes (partly) in fp16 (precision mode {mode}); fp16 tolerances applied. "
+                     "`--target emulate:fp16` predicts this on the CPU")
+    return VerifyReport(recipe.name, str(target), f"onnxruntime:cpu {onnx_path}", precision,
+                        tuple(s.label for s in batch), tuple(checks), tuple(tasks), layer_result, emulation, tuple(notes))
+
+
+def _layerwise(recipe, target: Target, onnx_path: Path, sample: Sample, precision: Precision, om, rules):
+    """Layerwise against the target where it exposes the reference's tensors; for `om`, against the fp16
+    emulation of the OM's precision mode (the OM cannot expose tensors here); Paddle: not available."""
+    import onnx
+
+    from converter.verify.layerwise import LayerwiseResult, first_divergence
+
+    cfg = recipe.verify
+    default = resolve("default", cfg, precision)
+    tolerance = Tolerance(default.max_abs, default.cosine)
+    if target.kind == "paddle":
+        return LayerwiseResult("paddle", 0, (), None, tolerance, available=False,
+                               reason="Paddle Inference does not expose the ONNX graph's tensors; use --target onnx-file:RAW.onnx")
+    reference = onnx.load(str(onnx_path))
+    via = str(target)
+    if target.kind == "onnx-file":
+        other = onnx.load(target.arg)
+    elif target.kind == "onnx":
+        other = reference
+    else:
+        from converter.runners.emulate import emulate_fp16
+        from converter.verify.keep_dtype import rules_for
+
+        mode = target.arg if target.kind == "emulate" else "fp16"
+        rules = rules if rules is not None else rules_for(om, mode)
+        other = onnx.ModelProto.FromString(emulate_fp16(reference, rules).model_bytes)
+        if target.kind == "om":
+            via = "emulate:fp16 (the OM's intermediate tensors are not reachable from here)"
+            if precision == "fp32":
+                return LayerwiseResult(via, 0, (), None, tolerance, available=False,
+                                       reason="the OM keeps fp32 (precision origin): there is no CPU model of its numerics")
+    if target.kind == "onnx" and target.arg != "CPUExecutionProvider":
+        via = f"{target} (same graph, provider {target.arg})"
+    provider = target.arg if target.kind == "onnx" else "CPUExecutionProvider"
+    return first_divergence(reference, other, sample.feed, tolerance, via=via, provider=provider,
+                            structural=target.kind == "onnx-file",
+                            budget_mb=cfg.layer_budget_mb, max_tensor_mb=cfg.layer_max_tensor_mb)
