@@ -1,5 +1,6 @@
-"""Drive the Paddle worker subprocess: export with paddle2onnx, then (while the parent simplifies the
-ONNX) compute the source model's reference outputs with Paddle Inference."""
+"""Drive the Paddle worker subprocesses: one exports with paddle2onnx, one computes the source model's
+reference outputs with Paddle Inference. Both start at once (importing paddle dominates either job), and
+the parent simplifies the ONNX while the reference is still being computed."""
 
 from __future__ import annotations
 
@@ -18,20 +19,14 @@ _NOISE = ("C++ Traceback", "  [TimeInfo", "Error Message Summary")
 _SIGNALS = {-6: "SIGABRT", -11: "SIGSEGV", -9: "SIGKILL"}
 
 
-class PaddleExport:
-    """One worker subprocess. `wait_exported()` returns the raw ONNX path; `wait_reference()` the
-    reference outputs in the source model's output order."""
+class _Worker:
+    """One `python -m converter.stages.paddle_worker JOB` process with its log and a kill timer."""
 
-    def __init__(self, model_file: Path, params_file: Path, opset: int, workdir: Path, feed_npz: Path | None,
-                 timeout_s: float = 900.0) -> None:
-        self.raw_onnx = workdir / "raw.onnx"
-        self.reference_npz = workdir / "reference.npz"
-        self.log_path = workdir / "paddle_worker.log"
-        job = {"model_file": str(model_file), "params_file": str(params_file), "opset": opset,
-               "save_file": str(self.raw_onnx), "feed_npz": str(feed_npz) if feed_npz else None,
-               "reference_npz": str(self.reference_npz)}
-        job_path = workdir / "job.json"
+    def __init__(self, job: dict, workdir: Path, timeout_s: float) -> None:
+        mode = job["mode"]
+        job_path = workdir / f"{mode}.job.json"
         job_path.write_text(json.dumps(job))
+        self.log_path = workdir / f"{mode}.log"
         self._log = self.log_path.open("w")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "converter.stages.paddle_worker", str(job_path)],
@@ -41,7 +36,9 @@ class PaddleExport:
         self._timer.daemon = True
         self._timer.start()
 
-    def _wait_for(self, marker: str, what: str) -> None:
+    def wait_for(self, marker: str, what: str) -> None:
+        """Block until the worker prints `marker`; a worker that exits first is a StageFailed with the
+        reason paddle printed."""
         assert self._proc.stdout is not None
         for line in self._proc.stdout:
             if line.strip() == marker:
@@ -60,19 +57,6 @@ class PaddleExport:
             log_tail=tail,
         )
 
-    def wait_exported(self) -> Path:
-        self._wait_for(EXPORTED, "paddle2onnx export")
-        return self.raw_onnx
-
-    def wait_reference(self) -> list:
-        import numpy as np
-
-        self._wait_for(REFERENCE, "Paddle Inference (reference outputs)")
-        self._proc.wait()
-        self.close()
-        with np.load(self.reference_npz) as data:
-            return [data[k] for k in sorted(data.files)]
-
     def log_tail(self, lines: int = 12) -> str:
         if not self._log.closed:
             self._log.flush()
@@ -89,3 +73,37 @@ class PaddleExport:
         if self._proc.stdout:
             self._proc.stdout.close()
         self._log.close()
+
+
+class PaddleExport:
+    """`wait_exported()` returns the raw ONNX path; `wait_reference()` the reference outputs in the source
+    model's output order (only when a feed path was given; the parent writes that file, atomically)."""
+
+    def __init__(self, model_file: Path, params_file: Path, opset: int, workdir: Path, feed_npz: Path | None,
+                 timeout_s: float = 900.0) -> None:
+        self.raw_onnx = workdir / "raw.onnx"
+        self.reference_npz = workdir / "reference.npz"
+        common = {"model_file": str(model_file), "params_file": str(params_file)}
+        self._export = _Worker({**common, "mode": "export", "opset": opset, "save_file": str(self.raw_onnx)},
+                               workdir, timeout_s)
+        self._reference = None
+        if feed_npz is not None:
+            self._reference = _Worker({**common, "mode": "reference", "feed_npz": str(feed_npz),
+                                       "reference_npz": str(self.reference_npz)}, workdir, timeout_s)
+
+    def wait_exported(self) -> Path:
+        self._export.wait_for(EXPORTED, "paddle2onnx export")
+        return self.raw_onnx
+
+    def wait_reference(self) -> list:
+        import numpy as np
+
+        assert self._reference is not None, "no feed was given"
+        self._reference.wait_for(REFERENCE, "Paddle Inference (reference outputs)")
+        with np.load(self.reference_npz) as data:
+            return [data[k] for k in sorted(data.files)]
+
+    def close(self) -> None:
+        for worker in (self._export, self._reference):
+            if worker is not None:
+                worker.close()

@@ -1,11 +1,12 @@
-"""Runs in a subprocess (paddle2onnx aborts the whole process on unsupported input): export a Paddle
-inference model to ONNX, say so on stdout, then compute the source model's outputs on a given feed with
-Paddle Inference, so that the parent simplifies the ONNX while Paddle computes the reference.
+"""Runs in a subprocess (paddle2onnx aborts the whole process on unsupported input): either export a
+Paddle inference model to ONNX, or compute its outputs on a given feed with Paddle Inference (the parent
+runs one of each at once).
 
 Usage: python -m converter.stages.paddle_worker JOB.json
-JOB: {"model_file", "params_file", "opset", "save_file", "feed_npz" (optional), "reference_npz"}.
-Protocol on stdout: `EXPORTED` after the ONNX file is complete, `REFERENCE` after the reference .npz is
-complete. Everything else goes to stderr."""
+JOB: {"mode": "export", "model_file", "params_file", "opset", "save_file"}
+     {"mode": "reference", "model_file", "params_file", "feed_npz", "reference_npz"}
+Protocol on stdout: `EXPORTED` once the ONNX file is complete, `REFERENCE` once the reference .npz is.
+Everything else goes to stderr."""
 
 from __future__ import annotations
 
@@ -43,6 +44,19 @@ def export(job: dict) -> None:
     os.replace(job["save_file"] + ".part", job["save_file"])
 
 
+def _wait_for_file(path: str, timeout_s: float = 120.0) -> str:
+    """The parent writes the feed (atomically) while this process imports paddle and exports."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            sys.stderr.write(f"reference: feed {path} never appeared\n")
+            sys.exit(5)
+        time.sleep(0.01)
+    return path
+
+
 def reference(job: dict) -> None:
     import numpy as np
     import paddle.inference as pi
@@ -50,9 +64,9 @@ def reference(job: dict) -> None:
     config = pi.Config(job["model_file"], job["params_file"])
     config.disable_gpu()
     config.disable_glog_info()
-    config.set_cpu_math_library_num_threads(1)
+    config.set_cpu_math_library_num_threads(os.cpu_count() or 1)
     predictor = pi.create_predictor(config)
-    feed = dict(np.load(job["feed_npz"]))
+    feed = dict(np.load(_wait_for_file(job["feed_npz"])))
     missing = [n for n in predictor.get_input_names() if n not in feed]
     if missing:
         sys.stderr.write(f"reference: feed lacks model inputs {missing}\n")
@@ -72,9 +86,10 @@ def main() -> None:
     os.environ.setdefault("GLOG_minloglevel", "2")
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
-    export(job)
-    _say(EXPORTED)
-    if job.get("feed_npz"):
+    if job["mode"] == "export":
+        export(job)
+        _say(EXPORTED)
+    else:
         reference(job)
         _say(REFERENCE)
 
