@@ -8,9 +8,8 @@ import sys
 import typer
 from rich.markup import escape
 
-from converter import __version__
+from converter import __version__, console
 from converter.commands import doctor, lint, om, onnx, schema, verify
-from converter import console
 from converter.console import emit_json, err
 from converter.errors import NpuconvError
 

@@ -3,11 +3,10 @@ bad input, and nothing half-written."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, SetOpt, load
+from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, SetOpt, VariantOpt, load
 from converter.console import emit_json, err, steps, warn
 
 _STYLE = {"block": "bold red", "warn": "yellow", "info": "dim"}
@@ -16,9 +16,9 @@ _STYLE = {"block": "bold red", "warn": "yellow", "info": "dim"}
 def lint_command(
     target: Annotated[Path, typer.Argument(help="A recipe (lints its onnx-stage output) or a .onnx file.",
                                            show_default=False)],
-    variant: Annotated[Optional[str], typer.Option("--variant", help="Om variant whose CANN version and gears apply.")] = None,
+    variant: VariantOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when anything blocks a static 310-class build.")] = False,
-    cann_version: Annotated[Optional[str], typer.Option(
+    cann_version: Annotated[str | None, typer.Option(
         "--cann-version", help="CANN version for a plain .onnx (recipes use om.cann_version).")] = None,
     set_: SetOpt = None,
     model_dir: ModelDirOpt = None,

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, load
+from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
 from converter.console import emit_json, err, steps, warn
-
-VariantOpt = Annotated[Optional[str], typer.Option("--variant", help="Build the om variant of this name (om: list).")]
 
 
 def om_command(
     recipe: RecipeArg,
     variant: VariantOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the exact atc argv; never runs atc.")] = False,
-    emit_script: Annotated[Optional[Path], typer.Option(
+    emit_script: Annotated[Path | None, typer.Option(
         "--emit-script", metavar="FILE", help="Write a standalone sh script that runs atc (for a build server).")] = None,
     paddlex: Annotated[bool, typer.Option(
         "--paddlex", help="Also lay out inference.om + inference.yml for PaddleX (backend: om).")] = False,

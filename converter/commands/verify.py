@@ -4,21 +4,20 @@ where does it go wrong? Reference: ONNX Runtime CPU on the onnx stage's ONNX."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, load
+from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
 
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t",
     help="What to compare with the reference: om | paddle | onnx:<provider> | onnx-file:<path> | emulate:fp16 | emulate:mixed_float16.")]
-OmOpt = Annotated[Optional[Path], typer.Option("--om", help="OM file for --target om (default: the om stage's <output_dir>/<name>.om).")]
-VariantOpt = Annotated[Optional[str], typer.Option("--variant", help="Which `om` build when the recipe lists several.")]
-SamplesOpt = Annotated[Optional[int], typer.Option("--samples", "-n", min=1, help="Number of samples (overrides verify.samples).")]
+OmOpt = Annotated[Path | None, typer.Option("--om", help="OM file for --target om (default: the om stage's <output_dir>/<name>.om).")]
+SamplesOpt = Annotated[int | None, typer.Option("--samples", "-n", min=1, help="Number of samples (overrides verify.samples).")]
 LayerwiseOpt = Annotated[bool, typer.Option("--layerwise", help="Name the first node whose output breaks tolerance.")]
-JunitOpt = Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one testcase per output and sample).")]
-SaveOpt = Annotated[Optional[Path], typer.Option("--save", help="Save inputs, reference and target outputs as .npz under DIR (replay: --set verify.data=DIR).")]
+JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per output and sample).")]
+SaveOpt = Annotated[Path | None, typer.Option("--save", help="Save inputs, reference and target outputs as .npz under DIR (replay: --set verify.data=DIR).")]
 
 
 def verify_command(

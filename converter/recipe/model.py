@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -48,7 +48,7 @@ class OnnxSource(Section):
     path: RecipePath
 
 
-Source = Annotated[Union[PaddleSource, OnnxSource], Field(discriminator="format")]
+Source = Annotated[PaddleSource | OnnxSource, Field(discriminator="format")]
 
 
 class InputSpec(Section):
@@ -103,7 +103,7 @@ class Recipe(Section):
     output_dir: RecipePath | None = Field(None, description="final artifacts; default build/<name> beside the recipe")
 
     @model_validator(mode="after")
-    def _unique_inputs(self) -> "Recipe":
+    def _unique_inputs(self) -> Recipe:
         names = [spec.name for spec in self.inputs]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

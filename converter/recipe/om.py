@@ -80,7 +80,7 @@ class OmConfig(Section):
     )
 
 
-def select_variant(om: "OmConfig | list[OmConfig] | None", variant: str | None = None) -> OmConfig | None:
+def select_variant(om: OmConfig | list[OmConfig] | None, variant: str | None = None) -> OmConfig | None:
     """The OM build to use: the only one, or the one named `variant` (first when unnamed)."""
     if om is None or isinstance(om, OmConfig):
         return om

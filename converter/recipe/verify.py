@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -42,7 +42,7 @@ with warnings.catch_warnings():
         min_agreement: float = Field(1.0, ge=0, le=1, description="fraction of samples whose text must agree")
 
 
-Task = Annotated[Union[ArgmaxTask, CtcTask], Field(discriminator="kind")]
+Task = Annotated[ArgmaxTask | CtcTask, Field(discriminator="kind")]
 
 
 class VerifyConfig(Section):

@@ -22,7 +22,7 @@ class Runner(abc.ABC):
 
     name: str = "runner"
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from converter.runners.emulate import Emulation, EmulatedNode
+from converter.runners.emulate import EmulatedNode, Emulation
 
 FP16_MAX = 65504.0
 

@@ -39,7 +39,7 @@ class KeepRules:
             return True
         return op_type in self.op_types or any(t in self.op_types for t in _ASCEND_TYPES.get(op_type, ()))
 
-    def merged(self, entries: Iterable[str]) -> "KeepRules":
+    def merged(self, entries: Iterable[str]) -> KeepRules:
         """These rules plus more `keep_dtype` entries."""
         other = parse_entries(entries)
         return KeepRules(self.names | other.names, self.op_types | other.op_types)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from om_support import FAKE_ATC_DIR, conv_model
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from om_support import MODELS, atc_calls, needs_models
-
 
 
 def test_static_minimal_argv(cli, make_recipe, tmp_path, fake_atc):

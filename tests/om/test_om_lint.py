@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper, save
-
 from om_support import MODELS, REPO, needs_models
+from onnx import TensorProto, helper, numpy_helper, save
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 

@@ -4,7 +4,6 @@ fake atc (installed on PATH) was never run."""
 from __future__ import annotations
 
 import pytest
-
 from om_support import atc_calls
 
 BASE = {"soc_version": "Ascend310P3", "precision_mode_v2": "origin"}

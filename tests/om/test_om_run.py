@@ -10,7 +10,6 @@ import shutil
 import textwrap
 
 import yaml
-
 from om_support import FAKE_ATC_DIR, atc_calls
 
 BASE = {"soc_version": "Ascend310P3", "precision_mode_v2": "origin"}

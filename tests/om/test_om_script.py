@@ -10,7 +10,6 @@ import stat
 import subprocess
 
 import pytest
-
 from om_support import FAKE_ATC_DIR, atc_calls
 
 FULL = {

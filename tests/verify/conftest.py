@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from verify_models import make_overflow_onnx
 
 REPO = Path(__file__).resolve().parents[2]

@@ -65,8 +65,8 @@ def test_mixed_mode_keeps_black_listed_op_types_and_says_it_is_approximate(overf
 def test_emulated_graph_rounds_fp16_nodes_and_leaves_kept_ones(tmp_path):
     import numpy as np
     import onnx
-
     from verify_models import make_overflow_onnx
+
     from converter.runners.emulate import emulate_fp16
     from converter.runners.onnxruntime import OnnxRuntimeRunner
     from converter.verify.keep_dtype import parse_entries

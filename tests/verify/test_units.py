@@ -126,7 +126,6 @@ def test_layerwise_chunks_respect_the_byte_budget():
 
 def _chain(scale_last: float = 1.0):
     """x [1, 64] -> n0 Relu -> n1 Tile (a 4 MB tensor) -> n2 ReduceMean -> n3 Mul(scale) -> y."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("Relu", ["x"], ["t0"], name="n0"),

@@ -46,24 +46,15 @@ def build_argv(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, paths: AtcPa
     ]
     if dynamic.option:
         argv.append(f"--{dynamic.option}={dynamic.value}")
-    if cfg.precision_mode_v2:
-        argv.append(f"--precision_mode_v2={cfg.precision_mode_v2}")
-    if cfg.precision_mode:
-        argv.append(f"--precision_mode={cfg.precision_mode}")
-    if paths.keep_dtype:
-        argv.append(f"--keep_dtype={paths.keep_dtype}")
-    if paths.modify_mixlist:
-        argv.append(f"--modify_mixlist={paths.modify_mixlist}")
-    if cfg.op_select_implmode:
-        argv.append(f"--op_select_implmode={cfg.op_select_implmode}")
-    if cfg.optypelist_for_implmode:
-        argv.append(f"--optypelist_for_implmode={','.join(cfg.optypelist_for_implmode)}")
-    if paths.insert_op_conf:
-        argv.append(f"--insert_op_conf={paths.insert_op_conf}")
-    if cfg.host_env_os:
-        argv.append(f"--host_env_os={cfg.host_env_os}")
-    if cfg.host_env_cpu:
-        argv.append(f"--host_env_cpu={cfg.host_env_cpu}")
+    implmode_ops = ",".join(cfg.optypelist_for_implmode or ())
+    optional = (  # atc's order of mention in its help text; unset options are left out
+        ("precision_mode_v2", cfg.precision_mode_v2), ("precision_mode", cfg.precision_mode),
+        ("keep_dtype", paths.keep_dtype), ("modify_mixlist", paths.modify_mixlist),
+        ("op_select_implmode", cfg.op_select_implmode), ("optypelist_for_implmode", implmode_ops),
+        ("insert_op_conf", paths.insert_op_conf),
+        ("host_env_os", cfg.host_env_os), ("host_env_cpu", cfg.host_env_cpu),
+    )
+    argv += [f"--{key}={value}" for key, value in optional if value]
     for key in sorted(cfg.extra_args):
         argv.append(f"--{key}={render_value(cfg.extra_args[key])}")
     return argv
