@@ -6,7 +6,7 @@ import platform
 import sys
 
 from converter.commands.common import JsonOpt
-from converter.console import emit_json, err
+from converter.console import emit_json, out
 
 
 def doctor_command(json_: JsonOpt = False) -> None:
@@ -34,23 +34,23 @@ def doctor_command(json_: JsonOpt = False) -> None:
     if json_:
         emit_json(report)
     else:
-        err.print(f"python {report['python']} on {report['platform']}")
+        out.print(f"python {report['python']} on {report['platform']}")
         for name, version in versions.items():
-            err.print(f"  {name:<14} {version or '[red]not installed[/]'}")
+            out.print(f"  {name:<14} {version or '[red]not installed[/]'}")
         if atc["found"]:
-            err.print(f"atc: {atc['path']} (via {atc['found_via']}), CANN {atc['cann_version'] or 'version unknown'}")
+            out.print(f"atc: {atc['path']} (via {atc['found_via']}), CANN {atc['cann_version'] or 'version unknown'}")
         else:
-            err.print("atc: not installed (npuconv om --dry-run / --emit-script still work)")
+            out.print("atc: not installed (npuconv om --dry-run / --emit-script still work)")
         if npu.npu_smi is None:
-            err.print("npu-smi: not installed (no Ascend NPU visible here)")
+            out.print("npu-smi: not installed (no Ascend NPU visible here)")
         elif npu.error:
-            err.print(f"npu-smi: {npu.error}")
+            out.print(f"npu-smi: {npu.error}")
         else:
             chips = ", ".join(f"{c['id']}:{c['soc_version']} ({c['health']})" for c in npu.chips) or "no chips listed"
-            err.print(f"npu-smi: {chips}" + (f"; use om.soc_version: {npu.soc_version}" if npu.soc_version else ""))
+            out.print(f"npu-smi: {chips}" + (f"; use om.soc_version: {npu.soc_version}" if npu.soc_version else ""))
         for why in bad:
-            err.print(f"[bold red]known bad:[/] {why}")
+            out.print(f"[bold red]known bad:[/] {why}")
         if bad:
-            err.print(f"fix: {PINNED_FIX}")
+            out.print(f"fix: {PINNED_FIX}")
     if bad:
         raise typer.Exit(1)

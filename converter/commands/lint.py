@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, SetOpt, VariantOpt, load
-from converter.console import emit_json, err, steps, warn
+from converter.console import emit_json, out, steps, warn
 
 _STYLE = {"block": "bold red", "warn": "yellow", "info": "dim"}
 
@@ -65,11 +65,11 @@ def _print_table(report) -> None:
     for f in report.findings:
         table.add_row(f"[{_STYLE[f.severity]}]{f.severity}[/]", f.rule, f.node or "", f.message)
     if report.findings:
-        err.print(table)
+        out.print(table)
     else:
-        err.print(f"{report.model}: no findings ({report.nodes} nodes, opset {report.opset})")
+        out.print(f"{report.model}: no findings ({report.nodes} nodes, opset {report.opset})")
     blocking = len(report.blocking)
     if blocking:
-        err.print(f"[bold red]{blocking} finding(s) block a static 310-class build[/]")
+        out.print(f"[bold red]{blocking} finding(s) block a static 310-class build[/]")
     else:
-        err.print("[green]nothing blocks a static 310-class build[/]")
+        out.print("[green]nothing blocks a static 310-class build[/]")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
-from converter.console import emit_json, err, steps, warn
+from converter.console import emit_json, err, out, steps, warn
 
 
 def om_command(
@@ -67,7 +67,7 @@ def om_command(
     if json_:
         emit_json(payload)
     else:
-        err.print(f"[green]ok[/] {result.om} ({result.size_bytes} bytes, sha256 {result.sha256[:16]}..., "
+        out.print(f"[green]ok[/] {result.om} ({result.size_bytes} bytes, sha256 {result.sha256[:16]}..., "
                   f"atc {result.seconds:.1f}s, log {result.log})")
         if px_shape is not None:
-            err.print(f"PaddleX model dir: {payload['paddlex']['dir']}")
+            out.print(f"PaddleX model dir: {payload['paddlex']['dir']}")

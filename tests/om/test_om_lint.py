@@ -145,7 +145,7 @@ def test_cli_plain_onnx_strict_and_json(cli, tmp_path):
     assert data["findings"][0]["op_type"] == "NonZero"
     strict = cli("lint", flagged, "--strict")
     assert strict.code == 1
-    assert "NonZero" in strict.err and "1 finding(s) block a static 310-class build" in strict.err
+    assert "NonZero" in strict.out and "1 finding(s) block a static 310-class build" in strict.out
     missing = cli("lint", tmp_path / "none.onnx", "--json")
     assert missing.code == 2 and missing.json()["error"]["type"] == "InputError"
 
