@@ -96,3 +96,9 @@ def test_usage_error_with_json_still_prints_one_object(run_cli):
     res = run_cli("onnx", "--json", "--no-such-flag")
     assert res.code == 2
     assert res.json()["error"]["type"] == "UsageError"
+
+
+@pytest.mark.parametrize("command", ["schema", "onnx", "om", "lint", "verify", "doctor"])
+def test_every_command_takes_json(command, run_cli):
+    res = run_cli(command, "--help")
+    assert res.code == 0 and "--json" in res.stdout

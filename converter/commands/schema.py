@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from converter.commands.common import JsonOpt
 
 
-def schema_command() -> None:
-    """Print the JSON Schema of a recipe (every key, type, default and allowed value)."""
+def schema_command(json_: JsonOpt = False) -> None:
+    """Print the JSON Schema of a recipe (every key, type, default and allowed value). The output is JSON
+    either way; --json is accepted like on every command."""
+    from converter.console import emit_json
     from converter.recipe.model import Recipe
 
-    print(json.dumps(Recipe.model_json_schema(), indent=2))
+    emit_json(Recipe.model_json_schema())
