@@ -59,7 +59,7 @@ def om_command(
             print(shlex.join(plan.argv))
         return
     with steps(f"atc {plan.soc_version}") as step:
-        result = build_om(plan, on_step=step)
+        result = build_om(plan, force=force, on_step=step)
     payload.update(result.to_json())
     if px_shape is not None:
         layout = layout_paddlex(r, cfg, result.om, plan.input_shape, px_shape)
@@ -67,7 +67,8 @@ def om_command(
     if json_:
         emit_json(payload)
     else:
+        how = "reused from the cache: nothing changed since atc built it" if result.cached else "built now"
         out.print(f"[green]ok[/] {result.om} ({result.size_bytes} bytes, sha256 {result.sha256[:16]}..., "
-                  f"atc {result.seconds:.1f}s, log {result.log})")
+                  f"atc {result.seconds:.1f}s, log {result.log}; {how})")
         if px_shape is not None:
             out.print(f"PaddleX model dir: {payload['paddlex']['dir']}")

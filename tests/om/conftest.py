@@ -34,6 +34,8 @@ def _isolated(monkeypatch, cache_dir, tmp_path):
 def fake_atc(monkeypatch, tmp_path) -> Path:
     """Put the recording fake atc first on PATH; returns the record file (absent until atc runs)."""
     record = tmp_path / "atc_record.jsonl"
+    # OM builds are cached by content: an empty cache per test makes every first `om` run call atc.
+    monkeypatch.setenv("NPUCONV_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", f"{FAKE_ATC_DIR}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_ATC_RECORD", str(record))
     return record

@@ -42,9 +42,9 @@ def test_success_writes_om_atomically(cli, make_recipe, fake_atc, tmp_path):
     [call] = atc_calls(fake_atc)
     argv = call["argv"]
     assert argv[0] == str(FAKE_ATC_DIR / "atc")
-    # the same argv as --dry-run, except atc writes into a scratch dir beside the OM first
+    # the same argv as --dry-run, except atc writes into a scratch dir of the OM cache first
     scratch = [a for a in argv if a.startswith("--output=")][0].removeprefix("--output=")
-    assert os.path.dirname(os.path.dirname(scratch)) == str(out) and scratch.endswith("/tiny")
+    assert os.path.dirname(os.path.dirname(scratch)) == str(tmp_path / "cache" / "om") and scratch.endswith("/tiny")
     assert [a for a in argv[1:] if not a.startswith("--output=")] == \
         [a for a in plan["argv"][1:] if not a.startswith("--output=")]
     assert (out / "atc" / "default" / "keep_dtype.cfg").read_text() == "OpType::Relu\n"
@@ -162,3 +162,21 @@ def test_paddlex_needs_static_shapes(cli, make_recipe, fake_atc):
     assert res.code == 2
     assert res.json()["error"]["message"].startswith("om rule paddlex-static-only:")
     assert not fake_atc.exists()
+
+
+def test_rerun_reuses_the_om_and_changes_rebuild(cli, make_recipe, fake_atc, tmp_path):
+    recipe = make_recipe(BASE)
+    first = cli("om", recipe, "--json")
+    assert first.code == 0, first.err
+    assert first.json()["cached"] is False and len(atc_calls(fake_atc)) == 1
+    om = tmp_path / "build" / "tiny.om"
+    om.unlink()
+    again = cli("om", recipe, "--json")
+    assert again.code == 0 and again.json()["cached"] is True
+    assert len(atc_calls(fake_atc)) == 1  # atc did not run again
+    assert om.is_file() and again.json()["sha256"] == first.json()["sha256"]
+    assert "ATC run success" in (tmp_path / "build" / "atc.log").read_text()
+    # Another precision is another OM; --force rebuilds the same one.
+    assert cli("om", recipe, "--json", "--set", "om.precision_mode_v2=fp16").json()["cached"] is False
+    assert cli("om", recipe, "--json", "--force").json()["cached"] is False
+    assert len(atc_calls(fake_atc)) == 3

@@ -5,16 +5,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from converter.artifacts import write_bytes_atomic
+from converter.artifacts import StageCache, content_key, copy_atomic, file_digest, write_bytes_atomic, write_json_atomic
 from converter.errors import RecipeError, StageFailed
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig, select_variant
@@ -22,7 +20,7 @@ from converter.stages.atc import options as opt
 from converter.stages.atc.argv import AtcPaths, build_argv, input_shape_arg
 from converter.stages.atc.errors import parse_log
 from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files
-from converter.stages.atc.run import AtcFailed, atc_env, require_atc, run_logged
+from converter.stages.atc.run import AtcFailed, AtcTool, atc_env, cann_version, require_atc, run_logged
 from converter.stages.atc.validate import DynamicPlan, check_against_onnx, check_config, check_variants
 
 OM_EXAMPLE = textwrap.dedent("""\
@@ -143,7 +141,8 @@ def write_cfg_files(plan: OmPlan) -> None:
 
 @dataclass(frozen=True)
 class OmResult:
-    """A measured atc run: the OM file, its size and sha256, the log and how long atc took."""
+    """An atc run (now, or measured earlier and reused from the cache): the OM, its size and sha256, the
+    log and how long atc took."""
 
     om: Path
     sha256: str
@@ -153,48 +152,77 @@ class OmResult:
     argv: tuple[str, ...]
     atc: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    cached: bool = False
 
     def to_json(self) -> dict:
         return {"passed": True, "om": str(self.om), "sha256": self.sha256, "size_bytes": self.size_bytes,
                 "log": str(self.log), "atc_seconds": round(self.seconds, 3), "argv": list(self.argv),
-                "atc": self.atc, "warnings": list(self.warnings)}
+                "atc": self.atc, "warnings": list(self.warnings), "cached": self.cached}
 
 
 def _tail(text: str, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def build_om(plan: OmPlan, *, on_step: Callable[[str], None] | None = None) -> OmResult:
-    """Run atc for the plan into a scratch stem beside the OM; success = exit 0, the success marker and
-    the .om present, then the OM is renamed into place. Anything else raises AtcFailed/StageFailed."""
+def om_key(plan: OmPlan, tool: AtcTool) -> str:
+    """What the OM depends on: the ONNX bytes, atc's options (paths replaced by what they point to: the
+    generated cfg files' text), the atc executable and its CANN version. Not where the files live."""
+    files = {Path(path).name: text for path, text in plan.files.items()}
+    options = [a for a in plan.argv[1:] if not a.startswith(("--model=", "--output="))]
+    options = [a.split("=", 1)[0] + "=" + Path(a.split("=", 1)[1]).name if a.split("=", 1)[1] in plan.files else a
+               for a in options]
+    return content_key({
+        "stage": "om", "version": 1, "onnx": file_digest(plan.onnx), "options": options, "files": files,
+        "atc": {"path": str(tool.path), "digest": file_digest(tool.path), "cann": cann_version(tool.home)},
+    })
+
+
+def build_om(plan: OmPlan, *, force: bool = False, on_step: Callable[[str], None] | None = None) -> OmResult:
+    """Compile the plan with atc (or reuse the OM the same inputs produced before) and place it atomically
+    at `plan.om`. atc writes into a scratch directory; success = exit 0, the success marker and the .om
+    present. Anything else raises AtcFailed/StageFailed and leaves an earlier OM untouched."""
+    import json
+
     tool = require_atc()
     write_cfg_files(plan)
-    plan.om.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".atc-{plan.om.stem}.", dir=plan.om.parent))
-    try:
-        stem = scratch / plan.om.stem
-        argv = [str(tool.path)] + [f"--output={stem}" if a.startswith("--output=") else a for a in plan.argv[1:]]
-        if on_step:
-            on_step(f"atc {plan.soc_version} (log: {plan.log})")
-        rc, log, seconds = run_logged(argv, plan.log, atc_env(tool), on_step)
-        produced = stem.with_suffix(".om")
-        marker = opt.SUCCESS_MARKER in log
-        if rc != 0 or not marker:
-            diagnosis = parse_log(log)
-            why = f"exit code {rc}" if rc != 0 else f"exit code 0 but no '{opt.SUCCESS_MARKER}' in its output"
-            codes = ", ".join(e.code for e in diagnosis.errors)
-            raise AtcFailed(f"atc failed ({why}){': ' + codes if codes else ''}",
-                            hint=diagnosis.summary() or f"read the full log: {plan.log}",
-                            log_tail=_tail(log), log_path=str(plan.log), diagnosis=diagnosis)
-        if not produced.is_file():
-            raise StageFailed(f"atc reported success but wrote no {produced.name}",
-                              hint=f"check free disk space and the log: {plan.log}", log_tail=_tail(log),
-                              log_path=str(plan.log))
-        digest = hashlib.sha256(produced.read_bytes()).hexdigest()
-        size = produced.stat().st_size
-        os.replace(produced, plan.om)
-        write_bytes_atomic(plan.om.with_name(plan.om.name + ".sha256"), f"{digest}  {plan.om.name}\n".encode())
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return OmResult(om=plan.om, sha256=digest, size_bytes=size, log=plan.log, seconds=seconds, argv=tuple(argv),
-                    atc=str(tool.path), warnings=plan.warnings)
+    key = om_key(plan, tool)
+    cache = StageCache("om")
+    entry = None if force else cache.lookup(key)
+    cached = entry is not None
+    if entry is None:
+        with cache.building(key) as scratch:
+            write_json_atomic(scratch / "card.json", _run_atc(plan, tool, scratch, on_step))
+        entry = cache.entry(key)
+    card = json.loads((entry / "card.json").read_text())
+    copy_atomic(entry / "model.om", plan.om)
+    if cached:
+        copy_atomic(entry / "atc.log", plan.log)  # the log of the run that produced this OM
+    write_bytes_atomic(plan.om.with_name(plan.om.name + ".sha256"), f"{card['sha256']}  {plan.om.name}\n".encode())
+    return OmResult(om=plan.om, sha256=card["sha256"], size_bytes=card["size_bytes"], log=plan.log,
+                    seconds=card["seconds"], argv=tuple(card["argv"]), atc=str(tool.path), warnings=plan.warnings,
+                    cached=cached)
+
+
+def _run_atc(plan: OmPlan, tool: AtcTool, scratch: Path, on_step: Callable[[str], None] | None) -> dict:
+    stem = scratch / plan.om.stem
+    argv = [str(tool.path)] + [f"--output={stem}" if a.startswith("--output=") else a for a in plan.argv[1:]]
+    if on_step:
+        on_step(f"atc {plan.soc_version} (log: {plan.log})")
+    rc, log, seconds = run_logged(argv, plan.log, atc_env(tool), on_step)
+    produced = stem.with_suffix(".om")
+    marker = opt.SUCCESS_MARKER in log
+    if rc != 0 or not marker:
+        diagnosis = parse_log(log)
+        why = f"exit code {rc}" if rc != 0 else f"exit code 0 but no '{opt.SUCCESS_MARKER}' in its output"
+        codes = ", ".join(e.code for e in diagnosis.errors)
+        raise AtcFailed(f"atc failed ({why}){': ' + codes if codes else ''}",
+                        hint=diagnosis.summary() or f"read the full log: {plan.log}",
+                        log_tail=_tail(log), log_path=str(plan.log), diagnosis=diagnosis)
+    if not produced.is_file():
+        raise StageFailed(f"atc reported success but wrote no {produced.name}",
+                          hint=f"check free disk space and the log: {plan.log}", log_tail=_tail(log),
+                          log_path=str(plan.log))
+    os.replace(produced, scratch / "model.om")
+    shutil.copyfile(plan.log, scratch / "atc.log")
+    return {"sha256": file_digest(scratch / "model.om"), "size_bytes": (scratch / "model.om").stat().st_size,
+            "seconds": seconds, "argv": argv}
