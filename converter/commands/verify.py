@@ -72,10 +72,10 @@ def verify_command(
 
 def _default_om(recipe, variant: str | None) -> Path:
     """Where the om stage writes the OM of this recipe and variant."""
+    from converter.recipe.om import select_variant
     from converter.stages.atc.stage import om_stem
-    from converter.verify.parity import select_om
 
-    cfg = select_om(recipe, variant)
+    cfg = select_variant(recipe.om, variant)
     stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
     return Path(recipe.output_dir) / f"{stem}.om"
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, StringConstraints
 
+from converter.errors import RecipeError
 from converter.recipe.base import Section
 
 PrecisionModeV2 = Literal[
@@ -81,9 +82,14 @@ class OmConfig(Section):
 
 
 def select_variant(om: OmConfig | list[OmConfig] | None, variant: str | None = None) -> OmConfig | None:
-    """The OM build to use: the only one, or the one named `variant` (first when unnamed)."""
-    if om is None or isinstance(om, OmConfig):
-        return om
+    """The OM build to use: the only one, or the one named `variant` (the first when none is named); None
+    when the recipe has no `om`. Naming a variant the recipe does not have is a RecipeError."""
+    builds = [] if om is None else [om] if isinstance(om, OmConfig) else list(om)
     if variant is None:
-        return om[0]
-    return next((o for o in om if o.variant == variant), None)
+        return builds[0] if builds else None
+    chosen = next((o for o in builds if o.variant == variant), None)
+    if chosen is None:
+        named = [o.variant for o in builds if o.variant]
+        raise RecipeError(f"--variant {variant}: the recipe has no om variant of that name",
+                          hint=f"variants: {', '.join(named)}" if named else "the recipe names no om variants; drop --variant")
+    return chosen

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.errors import RecipeError
 from converter.recipe.om import select_variant
 from converter.runners.factory import Target, check_available, make_runner
 from converter.verify.inputs import Sample, load_samples, save_sample
@@ -17,15 +16,6 @@ from converter.verify.metrics import compare_arrays
 from converter.verify.report import OutputCheck, VerifyReport
 from converter.verify.tasks import check_task, pick_output
 from converter.verify.tolerance import Precision, Tolerance, precision_of, resolve
-
-
-def select_om(recipe, variant: str | None):
-    """The recipe's OM build (OmConfig or None) named `variant`; RecipeError when there is no such one."""
-    om = select_variant(recipe.om, variant)
-    if variant is not None and getattr(om, "variant", None) != variant:
-        raise RecipeError(f"--variant {variant}: the recipe has no om variant of that name",
-                          hint="name one of the `om:` list's variants, or leave --variant out")
-    return om
 
 
 def target_precision(target: Target, om) -> Precision:
@@ -95,7 +85,7 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
 
     step = on_step or (lambda _text: None)
     check_available(target, recipe, om_path)
-    om = select_om(recipe, variant)
+    om = select_variant(recipe.om, variant)
     precision = target_precision(target, om)
     aipp = getattr(om, "aipp", None) if target.kind == "om" else None
     batch = load_samples(recipe, samples, raw_images=getattr(aipp, "source_order", "RGB") if aipp else None)

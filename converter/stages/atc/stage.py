@@ -35,14 +35,7 @@ def resolve_config(recipe: Recipe, variant: str | None) -> OmConfig:
         raise RecipeError("the recipe has no `om` section (key `om` is missing), so there is nothing to compile",
                           hint=f"add a minimal om section:\n{OM_EXAMPLE}")
     check_variants(recipe.om)
-    cfg = select_variant(recipe.om, variant)
-    names = [o.variant for o in recipe.om] if isinstance(recipe.om, list) else [recipe.om.variant]
-    if cfg is None or (variant is not None and cfg.variant != variant):
-        named = [n for n in names if n]
-        raise RecipeError(f"--variant {variant}: the recipe has no om variant of that name",
-                          hint=f"variants: {', '.join(named)}" if named else "the recipe's om section has no variants; "
-                          "drop --variant")
-    return cfg
+    return select_variant(recipe.om, variant)
 
 
 def om_stem(recipe: Recipe, cfg: OmConfig) -> str:
