@@ -3,8 +3,8 @@
 1. Cold conversion wall time: `npuconv onnx --force` (export, shapes, onnxsim, checks and the parity check
    against Paddle Inference) vs the bare hand route (paddle2onnx CLI with its defaults, then
    `onnxsim --overwrite-input-shape`), interleaved, same machine, same run. Target: ratio <= 1.25.
-2. ONNX Runtime CPU latency of the produced ONNX vs the raw paddle2onnx output, interleaved rounds after
-   warm-up, medians. Target: ratio <= 1.02.
+2. ONNX Runtime CPU latency of the produced ONNX vs the raw paddle2onnx output: a warm session per model
+   and round, rounds in ABBA order, median per round, median of rounds. Target: ratio <= 1.02.
 
 Usage: python bench/onnx_stage.py [--recipe recipes/ppocrv4_det.yaml] [--rounds 5] [--check]
 Writes build/bench/onnx_stage.json.
@@ -47,20 +47,35 @@ def conversion_round(recipe, work: Path) -> tuple[float, float, Path]:
     return hand, ours, raw
 
 
-def latency(path: Path, feed: dict, runs: int) -> float:
+def session(path: Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    for _ in range(5):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def paired_latency(raw: Path, produced: Path, feed: dict, rounds: int, runs: int) -> tuple[list[float], list[float]]:
+    """Median latency per round of each model. A round measures one model, then the other, the order
+    flipping every round (ABBA), so drift of this noisy machine hits both alike. Each measurement has its
+    own warm session: two live sessions' spinning thread pools would slow each other down."""
+    paths = {"raw": raw, "produced": produced}
+    medians: dict[str, list[float]] = {"raw": [], "produced": []}
+    for r in range(rounds):
+        for name in (("raw", "produced") if r % 2 == 0 else ("produced", "raw")):
+            s = session(paths[name])
+            for _ in range(5):
+                s.run(None, feed)
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                s.run(None, feed)
+                times.append(time.perf_counter() - start)
+            del s
+            medians[name].append(statistics.median(times))
+        print(f"round {r + 1}: ORT raw {medians['raw'][-1] * 1e3:.2f} ms, produced {medians['produced'][-1] * 1e3:.2f} ms",
+              file=sys.stderr)
+    return medians["raw"], medians["produced"]
 
 
 def main() -> int:
@@ -87,11 +102,7 @@ def main() -> int:
             print(f"round {i + 1}: hand route {h:.2f} s, npuconv onnx {o:.2f} s", file=sys.stderr)
         produced = work / "out" / f"{recipe.name}.onnx"
         feed = random_feed(recipe.inputs, seed=0)
-        raw_lat, our_lat = [], []
-        for i in range(args.rounds):
-            raw_lat.append(latency(raw, feed, args.latency_runs))
-            our_lat.append(latency(produced, feed, args.latency_runs))
-            print(f"round {i + 1}: ORT raw {raw_lat[-1] * 1e3:.2f} ms, produced {our_lat[-1] * 1e3:.2f} ms", file=sys.stderr)
+        raw_lat, our_lat = paired_latency(raw, produced, feed, args.rounds, args.latency_runs)
     hand_s, ours_s = statistics.median(hands), statistics.median(ours)
     raw_ms, our_ms = statistics.median(raw_lat) * 1e3, statistics.median(our_lat) * 1e3
     result = {

@@ -1,4 +1,5 @@
-"""Paddle Inference on the source model (CPU, oneDNN off so that results are deterministic)."""
+"""Paddle Inference on the source model, on the CPU as Paddle deploys there (IR passes and oneDNN on,
+unless `onednn=False`). The onnx stage's reference worker and `verify --target paddle` both run this."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from converter.runners.base import Runner, TensorInfo
 class PaddleRunner(Runner):
     """A Paddle static inference model (`inference.pdmodel`/`inference.json` + `.pdiparams`)."""
 
-    def __init__(self, model_file: Path, params_file: Path, threads: int = 1) -> None:
+    def __init__(self, model_file: Path, params_file: Path, threads: int | None = None, onednn: bool = True) -> None:
         self.model_file = Path(model_file)
         self.params_file = Path(params_file)
-        self.threads = threads
+        self.threads = threads or os.cpu_count() or 1
+        self.onednn = onednn
         self.name = "paddle"
         self._predictor = None
 
@@ -41,7 +43,8 @@ class PaddleRunner(Runner):
         config = pi.Config(str(self.model_file), str(self.params_file))
         config.disable_gpu()
         config.disable_glog_info()
-        config.disable_mkldnn()
+        if not self.onednn:
+            config.disable_mkldnn()
         config.set_cpu_math_library_num_threads(self.threads)
         try:
             self._predictor = pi.create_predictor(config)

@@ -59,24 +59,14 @@ def _wait_for_file(path: str, timeout_s: float = 120.0) -> str:
 
 def reference(job: dict) -> None:
     import numpy as np
-    import paddle.inference as pi
 
-    config = pi.Config(job["model_file"], job["params_file"])
-    config.disable_gpu()
-    config.disable_glog_info()
-    config.set_cpu_math_library_num_threads(os.cpu_count() or 1)
-    predictor = pi.create_predictor(config)
+    from converter.runners.paddle import PaddleRunner
+
     feed = dict(np.load(_wait_for_file(job["feed_npz"])))
-    missing = [n for n in predictor.get_input_names() if n not in feed]
-    if missing:
-        sys.stderr.write(f"reference: feed lacks model inputs {missing}\n")
-        sys.exit(4)
-    for name in predictor.get_input_names():
-        predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
-    predictor.run()
-    outputs = {f"{i:04d}": predictor.get_output_handle(n).copy_to_cpu() for i, n in enumerate(predictor.get_output_names())}
+    with PaddleRunner(job["model_file"], job["params_file"]) as runner:
+        outputs = runner.infer(feed)
     tmp = job["reference_npz"] + ".part.npz"
-    np.savez(tmp, **outputs)
+    np.savez(tmp, **{f"{i:04d}": value for i, value in enumerate(outputs.values())})
     os.replace(tmp, job["reference_npz"])
 
 
