@@ -57,8 +57,8 @@ def _render(result) -> None:
         out.print("parity: not checked (onnx.parity is false)")
         return
     tol = parity["tolerance"]
-    table = Table(title=f"parity vs {parity['reference']} (seed {parity['seed']}; pass: max abs <= {tol['max_abs']:g}, "
-                        f"cosine >= {tol['cosine']})", title_justify="left")
+    table = Table(title=f"parity vs {parity['reference']}, seed {parity['seed']}", title_justify="left",
+                  caption=f"pass: max abs <= {tol['max_abs']:g} and cosine >= {tol['cosine']}", caption_justify="left")
     for col in ("output", "shape", "max abs", "cosine", "verdict"):
         table.add_column(col, justify="right" if col in ("max abs", "cosine") else "left")
     for name, o in parity["outputs"].items():
