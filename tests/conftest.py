@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 REAL_MODELS = Path(os.environ.get("NPUCONV_MODELS", REPO / "models"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cli_support import CliResult  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -59,16 +60,6 @@ def make_recipe(tmp_path):
         return path
 
     return make
-
-
-@dataclass
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> dict:
-        return json.loads(self.stdout)
 
 
 @pytest.fixture

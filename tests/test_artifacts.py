@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from converter.artifacts import StageCache, atomic_path, content_key, file_digest, write_bytes_atomic
+from converter.artifacts import (
+    StageCache,
+    atomic_path,
+    content_key,
+    file_digest,
+    write_bytes_atomic,
+)
 from converter.errors import VersionConflict
 from converter.versions import check_versions, known_bad
 

@@ -3,14 +3,13 @@ onnx.helper, recipe files, the recording fake atc on PATH, and an in-process CLI
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_support import CliResult
 from om_support import FAKE_ATC_DIR, conv_model
 
 
@@ -81,16 +80,6 @@ def make_recipe(tmp_path, tiny_onnx):
 
 # ---- in-process CLI ---------------------------------------------------------------------------------
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> dict:
-        return json.loads(self.out)
-
-
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """Run `npuconv ARGS...` through converter.cli.main in this process; returns code, stdout, stderr.
@@ -102,7 +91,7 @@ def cli(monkeypatch, capsys):
     monkeypatch.setattr(console, "reserve_stdout_for_json", lambda: None)
     monkeypatch.setattr(console, "_json_stream", None, raising=False)
 
-    def run(*args: str) -> Result:
+    def run(*args: str) -> CliResult:
         monkeypatch.setattr(sys, "argv", ["npuconv", *map(str, args)])
         monkeypatch.setattr(console, "_emitted", False)
         code = 0
@@ -111,6 +100,6 @@ def cli(monkeypatch, capsys):
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return CliResult(code, captured.out, captured.err)
 
     return run

@@ -11,7 +11,7 @@ from om_support import MODELS, atc_calls, needs_models
 def test_static_minimal_argv(cli, make_recipe, tmp_path, fake_atc):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin"})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     out = tmp_path / "build"
     assert res.json()["argv"] == [
         "atc",
@@ -42,7 +42,7 @@ def test_every_option_argv_and_files(cli, make_recipe, tmp_path):
         "extra_args": {"op_compiler_cache_mode": "enable", "log": "error"},
     })
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     out = tmp_path / "build"
     cfg = out / "atc" / "default"
     data = res.json()
@@ -87,7 +87,7 @@ def test_aipp_yuv_csc_and_scale(cli, make_recipe, tmp_path):
     text = recipe.read_text() + "preprocess: {mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], scale: 0.00392156862745098, channel_order: BGR}\n"
     recipe.write_text(text)
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     aipp = next(iter(res.json()["files"].values()))
     # BGR output from YUV: the B row (256, 454, 0) comes first
     for line in ("csc_switch : true", "matrix_r0c0 : 256", "matrix_r0c1 : 454", "matrix_r0c2 : 0",
@@ -101,7 +101,7 @@ def test_dynamic_batch(cli, make_recipe, tmp_path):
 
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin", "dynamic": {"batch": [1, 2, 4, 8]}})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     argv = res.json()["argv"]
     assert argv[6:] == ["--input_shape=x:-1,3,16,16", "--dynamic_batch_size=1,2,4,8", "--precision_mode_v2=origin"]
     dims = onnx.load(res.json()["onnx"]).graph.input[0].type.tensor_type.shape.dim
@@ -112,7 +112,7 @@ def test_dynamic_image_size(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin",
                           "dynamic": {"image_size": [[16, 16], [32, 48]]}})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["argv"][5:8] == ["--input_format=NCHW", "--input_shape=x:1,3,-1,-1",
                                        "--dynamic_image_size=16,16;32,48"]
 
@@ -121,7 +121,7 @@ def test_dynamic_dims_nd(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin", "input_format": "ND",
                           "dynamic": {"dims": [[1, 16], [2, 32], [4, 64]], "axes": {"x": [3, 0]}}})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["argv"][5:8] == ["--input_format=ND", "--input_shape=x:-1,3,16,-1",
                                        "--dynamic_dims=1,16;2,32;4,64"]
 
@@ -130,7 +130,7 @@ def test_two_inputs(cli, make_recipe, tiny2_onnx):
     recipe = make_recipe({"soc_version": "Ascend310B1", "precision_mode": "force_fp32"}, source=tiny2_onnx,
                          inputs=[{"name": "x", "shape": [1, 3, 16, 16]}, {"name": "y", "shape": [1, 4]}])
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["argv"][4:] == ["--soc_version=Ascend310B1", "--input_format=NCHW",
                                       "--input_shape=x:1,3,16,16;y:1,4", "--precision_mode=force_fp32"]
 
@@ -141,7 +141,7 @@ def test_variants_pick_and_name_outputs(cli, make_recipe, tmp_path):
         {"variant": "b2_mixed", "soc_version": "Ascend910B2", "precision_mode_v2": "mixed_bfloat16"},
     ])
     res = cli("om", recipe, "--dry-run", "--json", "--variant", "b2_mixed")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     data = res.json()
     assert data["argv"][3:5] == [f"--output={tmp_path}/build/tiny_b2_mixed", "--soc_version=Ascend910B2"]
     assert data["argv"][-1] == "--precision_mode_v2=mixed_bfloat16"
@@ -159,7 +159,7 @@ def test_set_overrides_recipe_field(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin"})
     res = cli("om", recipe, "--dry-run", "--json", "--set", "om.precision_mode_v2=fp16",
               "--set", "om.soc_version=Ascend310P1")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["argv"][4] == "--soc_version=Ascend310P1"
     assert res.json()["argv"][-1] == "--precision_mode_v2=fp16"
 
@@ -167,22 +167,22 @@ def test_set_overrides_recipe_field(cli, make_recipe):
 def test_default_precision_is_loud(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3"})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert not any(a.startswith("--precision_mode") for a in res.json()["argv"])
     [warning] = res.json()["warnings"]
     assert "atc will compile this fp32 model in FP16" in warning
-    assert "atc will compile this fp32 model in FP16" in res.err
+    assert "atc will compile this fp32 model in FP16" in res.stderr
 
 
 def test_human_dry_run_prints_one_command_line(cli, make_recipe, tmp_path):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin",
                           "dynamic": {"image_size": [[16, 16], [32, 32]]}})
     res = cli("om", recipe, "--dry-run")
-    assert res.code == 0, res.err
-    assert res.out.strip().endswith(" --input_shape=x:1,3,-1,-1 '--dynamic_image_size=16,16;32,32' "
+    assert res.code == 0, res.stderr
+    assert res.stdout.strip().endswith(" --input_shape=x:1,3,-1,-1 '--dynamic_image_size=16,16;32,32' "
                                     "--precision_mode_v2=origin")
-    assert res.out.startswith(f"atc --model={tmp_path}/build/tiny_dyn.onnx --framework=5 ")
-    assert res.out.count("\n") == 1
+    assert res.stdout.startswith(f"atc --model={tmp_path}/build/tiny_dyn.onnx --framework=5 ")
+    assert res.stdout.count("\n") == 1
 
 
 def test_missing_om_section(cli, make_recipe, fake_atc):
@@ -206,7 +206,7 @@ def test_real_rec_dry_run(cli, tmp_path):
         f"output_dir: {tmp_path / 'out'}\n"
         "om: {soc_version: Ascend310P3, precision_mode_v2: origin}\n")
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     out = tmp_path / "out"
     assert res.json()["argv"] == [
         "atc", f"--model={out}/ppocrv4_rec.onnx", "--framework=5", f"--output={out}/ppocrv4_rec",

@@ -35,7 +35,7 @@ def _fake_tool(directory, name, text):
 
 def test_doctor_without_ascend(cli):
     res = cli("doctor", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     data = res.json()
     assert data["passed"] is True
     assert data["known_bad"] == []
@@ -43,7 +43,7 @@ def test_doctor_without_ascend(cli):
     assert data["atc"] == {"found": False, "path": None, "home": None, "found_via": None, "cann_version": None}
     assert data["npu"] == {"npu_smi": None, "chips": [], "soc_version": None, "error": None}
     human = cli("doctor")
-    assert "atc: not installed (npuconv om --dry-run / --emit-script still work)" in human.out
+    assert "atc: not installed (npuconv om --dry-run / --emit-script still work)" in human.stdout
 
 
 def test_doctor_finds_cann_and_npu(cli, tmp_path, monkeypatch):
@@ -62,7 +62,7 @@ def test_doctor_finds_cann_and_npu(cli, tmp_path, monkeypatch):
     assert [(c["id"], c["name"], c["health"], c["known"]) for c in data["npu"]["chips"]] == [
         (0, "310P3", "OK", True), (1, "310P3", "OK", True)]
     human = cli("doctor")
-    assert "use om.soc_version: Ascend310P3" in human.out
+    assert "use om.soc_version: Ascend310P3" in human.stdout
 
 
 def test_doctor_known_bad_versions_exit_1(cli, monkeypatch):

@@ -145,7 +145,7 @@ def test_cli_plain_onnx_strict_and_json(cli, tmp_path):
     assert data["findings"][0]["op_type"] == "NonZero"
     strict = cli("lint", flagged, "--strict")
     assert strict.code == 1
-    assert "NonZero" in strict.out and "1 finding(s) block a static 310-class build" in strict.out
+    assert "NonZero" in strict.stdout and "1 finding(s) block a static 310-class build" in strict.stdout
     missing = cli("lint", tmp_path / "none.onnx", "--json")
     assert missing.code == 2 and missing.json()["error"]["type"] == "InputError"
 
@@ -154,7 +154,7 @@ def test_cli_recipe_uses_onnx_stage(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin",
                           "dynamic": {"batch": [1, 2, 4]}})
     res = cli("lint", recipe, "--strict", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     data = res.json()
     assert data["inputs"] == {"x": ["?", 3, 16, 16]}
     assert [(f["rule"], f["severity"]) for f in data["findings"]] == [
@@ -176,7 +176,7 @@ def test_real_ppocr_models_are_clean(recipe, shape, cli, tmp_path, monkeypatch):
         pytest.skip(f"{path} is not in this checkout")
     monkeypatch.setenv("NPUCONV_MODELS", str(MODELS))
     res = cli("lint", path, "--strict", "--json", "-o", tmp_path / "out")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     data = res.json()
     assert data["passed"] is True
     assert data["findings"] == []
@@ -192,7 +192,7 @@ def test_cli_recipe_lints_unfixed_graph_when_onnx_stage_refuses(cli, make_recipe
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "origin"}, source=source,
                          inputs=[{"name": "x", "shape": [1, 4]}], preprocess=False)
     res = cli("lint", recipe, "--strict", "--json")
-    assert res.code == 1, res.err
+    assert res.code == 1, res.stderr
     data = res.json()
     assert data["note"].startswith("the onnx stage failed (")
     assert data["model"] == str(source)

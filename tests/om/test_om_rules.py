@@ -45,7 +45,7 @@ def _rule(case: str) -> str:
 def test_rule_rejected_before_atc(case, cli, make_recipe, fake_atc, tmp_path):
     recipe = make_recipe({**BASE, **CASES[case]})
     res = cli("om", recipe, "--json")
-    assert res.code == 2, res.err
+    assert res.code == 2, res.stderr
     error = res.json()["error"]
     assert error["type"] == "RecipeError"
     assert error["message"].startswith(f"om rule {_rule(case)}:"), error["message"]
@@ -113,7 +113,7 @@ def test_unknown_precision_value_lists_allowed(cli, make_recipe, fake_atc):
 def test_keep_dtype_with_origin_is_a_warning(cli, make_recipe):
     recipe = make_recipe({**BASE, "keep_dtype": ["OpType::Relu"]})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["warnings"] == [
         "om.keep_dtype has no effect with origin: every op already keeps its original dtype"]
 
@@ -122,7 +122,7 @@ def test_keep_dtype_unknown_node_name_warns(cli, make_recipe):
     recipe = make_recipe({"soc_version": "Ascend310P3", "precision_mode_v2": "fp16",
                           "keep_dtype": ["conv0", "no_such_node"]})
     res = cli("om", recipe, "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["warnings"] == [
         "om.keep_dtype names ['no_such_node'] are not node names of the ONNX; atc will ignore them "
         "(use OpType::X for op types)"]
@@ -135,7 +135,7 @@ def test_keep_dtype_unknown_node_name_warns(cli, make_recipe):
 ])
 def test_soc_names(soc, expect, cli, make_recipe):
     res = cli("om", make_recipe({**BASE, "soc_version": soc}), "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     warnings = res.json()["warnings"]
     assert (warnings == []) if expect is None else (len(warnings) == 1 and expect in warnings[0])
 
@@ -143,12 +143,12 @@ def test_soc_names(soc, expect, cli, make_recipe):
 def test_bf16_allowed_on_910b(cli, make_recipe):
     res = cli("om", make_recipe({"soc_version": "Ascend910B3", "precision_mode_v2": "mixed_bfloat16",
                                  "modify_mixlist": {"gray-list": {"to-add": ["Relu"]}}}), "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert "--precision_mode_v2=mixed_bfloat16" in res.json()["argv"]
 
 
 def test_unknown_cann_version_warns_and_uses_default_range(cli, make_recipe):
     res = cli("om", make_recipe({**BASE, "cann_version": "9.9"}), "--dry-run", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["warnings"] == [
         "om.cann_version '9.9' is not in npuconv's table; checking the opset against CANN 8.0 (9..18)"]

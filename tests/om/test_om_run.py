@@ -30,7 +30,7 @@ def test_success_writes_om_atomically(cli, make_recipe, fake_atc, tmp_path):
     recipe = make_recipe({**BASE, "keep_dtype": ["OpType::Relu"], "precision_mode_v2": "fp16"})
     plan = cli("om", recipe, "--dry-run", "--json").json()
     res = cli("om", recipe, "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     data = res.json()
     out = tmp_path / "build"
     om = out / "tiny.om"
@@ -81,8 +81,8 @@ def test_failure_human_output(cli, make_recipe, fake_atc, tmp_path, monkeypatch)
     monkeypatch.setenv("FAKE_ATC_LOG", str(log))
     res = cli("om", make_recipe(BASE))
     assert res.code == 2
-    assert "error: atc failed (exit code 255): E10056" in res.err
-    assert "E10056: --precision_mode and --precision_mode_v2 were both given; fix: keep only precision_mode_v2" in res.err
+    assert "error: atc failed (exit code 255): E10056" in res.stderr
+    assert "E10056: --precision_mode and --precision_mode_v2 were both given; fix: keep only precision_mode_v2" in res.stderr
 
 
 def test_exit_zero_without_marker_is_a_failure(cli, make_recipe, fake_atc, tmp_path, monkeypatch):
@@ -113,10 +113,10 @@ def test_failed_rebuild_keeps_previous_om(cli, make_recipe, fake_atc, tmp_path, 
 def test_atc_absent_says_so_once(cli, make_recipe, tmp_path):
     res = cli("om", make_recipe(BASE))
     assert res.code == 2
-    error_lines = [line for line in res.err.splitlines() if line.startswith("error:")]
+    error_lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert error_lines == ["error: atc (CANN toolkit) is not installed here: not on PATH, nor under "
                            "ASCEND_TOOLKIT_HOME or ASCEND_HOME_PATH"]
-    assert "--dry-run" in res.err and "--emit-script" in res.err
+    assert "--dry-run" in res.stderr and "--emit-script" in res.stderr
     assert not (tmp_path / "build").exists()  # fails fast: not even the onnx stage ran
     res = cli("om", make_recipe(BASE), "--json")
     assert res.json() == {"passed": False, "error": {
@@ -135,7 +135,7 @@ def test_atc_under_ascend_toolkit_home(cli, make_recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ATC_RECORD", str(record))
     monkeypatch.setenv("ASCEND_TOOLKIT_HOME", str(home))
     res = cli("om", make_recipe(BASE), "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     assert res.json()["atc"] == str(home / "compiler" / "bin" / "atc")
     [call] = [json.loads(x) for x in record.read_text().splitlines()]
     assert call["env"] == {"ASCEND_TOOLKIT_HOME": str(home), "ASCEND_OPP_PATH": str(home / "opp")}
@@ -144,7 +144,7 @@ def test_atc_under_ascend_toolkit_home(cli, make_recipe, tmp_path, monkeypatch):
 def test_paddlex_layout(cli, make_recipe, fake_atc, tmp_path):
     recipe = make_recipe({**BASE, "paddlex_model_name": "PP-OCRv4_mobile_rec"})
     res = cli("om", recipe, "--paddlex", "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     px = tmp_path / "build" / "paddlex"
     assert res.json()["paddlex"]["dir"] == str(px)
     assert sorted(p.name for p in px.iterdir()) == ["inference.om", "inference.yml"]
@@ -167,7 +167,7 @@ def test_paddlex_needs_static_shapes(cli, make_recipe, fake_atc):
 def test_rerun_reuses_the_om_and_changes_rebuild(cli, make_recipe, fake_atc, tmp_path):
     recipe = make_recipe(BASE)
     first = cli("om", recipe, "--json")
-    assert first.code == 0, first.err
+    assert first.code == 0, first.stderr
     assert first.json()["cached"] is False and len(atc_calls(fake_atc)) == 1
     om = tmp_path / "build" / "tiny.om"
     om.unlink()

@@ -25,7 +25,7 @@ FULL = {
 
 def _emit(cli, recipe, script):
     res = cli("om", recipe, "--emit-script", script, "--json")
-    assert res.code == 0, res.err
+    assert res.code == 0, res.stderr
     return res.json()
 
 
