@@ -11,6 +11,7 @@ from converter.recipe.base import RecipePath, Section
 from converter.recipe.bench import BenchConfig
 from converter.recipe.om import OmConfig
 from converter.recipe.verify import VerifyConfig
+from converter.passes.names import SWITCHABLE
 from converter.versions import P2O_MAX_OPSET, P2O_MIN_OPSET
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -65,6 +66,12 @@ class InputSpec(Section):
         return value
 
 
+class DecoderConfig(Section):
+    """How the decoder_split pass shapes the single-step graph."""
+
+    steps_per_call: int = Field(1, ge=1, le=64, description="decoder steps unrolled into one static step graph (fewer NPU calls)")
+
+
 class OnnxConfig(Section):
     opset: int = Field(
         11, ge=P2O_MIN_OPSET, le=P2O_MAX_OPSET,
@@ -72,6 +79,12 @@ class OnnxConfig(Section):
     )
     simplify: bool = True
     parity: bool = Field(True, description="compare the result with the source model (Paddle Inference) after conversion")
+    disable_passes: list[Literal[SWITCHABLE]] = Field(  # type: ignore[valid-type]
+        default_factory=list, description=f"passes to switch off by name ({', '.join(SWITCHABLE)})")
+    unroll_max: int = Field(64, ge=0, le=4096, description="unroll a Loop with a constant trip count of at most this many steps")
+    max_opset: int | None = Field(None, ge=P2O_MIN_OPSET, le=P2O_MAX_OPSET,
+                                  description="lower the written ONNX to at most this opset (e.g. 13 for CANN 5.x/6.x)")
+    decoder: DecoderConfig = DecoderConfig()
 
 
 class Preprocess(Section):
