@@ -128,6 +128,10 @@ class Artifact:
     def roles(self) -> list[str]:
         return list(self.files)
 
+    def digests_of_graphs(self) -> dict[str, str]:
+        """sha256 of each graph file an onnx artifact consists of (role -> digest)."""
+        return {g["role"]: self.digests[g["role"]] for g in self.card.get("graphs", [])}
+
     def record(self) -> dict[str, Any]:
         """The JSON record (`artifact.json` in the entry, `<stem>.card.json` beside published files)."""
         return {

@@ -24,3 +24,5 @@ def load(recipe: Path, overrides: list[str] | None, model_dir: Path | None = Non
     from converter.recipe.loader import load_recipe
 
     return load_recipe(recipe, overrides or (), model_dir=model_dir, output_dir=output_dir)
+KeepGoingOpt = Annotated[bool, typer.Option(
+    "--keep-going", help="Go on to the next stage even when a stage's own check (parity) failed.")]

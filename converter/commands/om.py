@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
+from converter.commands.common import (ForceOpt, JsonOpt, KeepGoingOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt,
+                                       VariantOpt, load)
 from converter.console import emit_json, err, out, steps, warn
 
 
@@ -25,50 +26,92 @@ def om_command(
     output_dir: OutputDirOpt = None,
     json_: JsonOpt = False,
     force: ForceOpt = False,
+    keep_going: KeepGoingOpt = False,
 ) -> None:
     """ONNX -> OM through CANN's atc. Every option is checked before atc starts; the onnx stage runs (or is
-    reused) first, with the gear axes of om.dynamic kept symbolic."""
+    reused) first, with the gear axes of om.dynamic kept symbolic in an ONNX of its own."""
+    from converter.errors import CheckFailed
+    from converter.pipeline.plan import execute, om_runs
+    from converter.pipeline.runner import run_stage
     from converter.stages.atc.paddlex import check_paddlex, layout_paddlex
     from converter.stages.atc.run import require_atc
-    from converter.stages.atc.stage import build_om, check_recipe, plan_om, write_cfg_files
+    from converter.stages.atc.stage import plan_atc
 
     r = load(recipe, set_, model_dir, output_dir)
-    cfg, _, dynamic = check_recipe(r, variant)
-    px_shape = check_paddlex(r, dynamic) if paddlex else None
+    runs = om_runs(r, None if variant is None else variant)
+    om_run = runs[-1]
+    section = om_run.section
+    px_shape = check_paddlex(r, section.dynamic) if paddlex else None
     if not dry_run and emit_script is None:
         require_atc()
-    with steps("om", quiet=False) as step:
-        plan = plan_om(r, variant, force=force, on_step=step)
+    with steps("om") as step:
+        onnx_outcome = execute(runs[:-1], force=force, keep_going=keep_going, progress=step, warn=warn)[-1]
+    if not onnx_outcome.passed and not keep_going:
+        raise CheckFailed(f"the onnx stage's parity check failed for {onnx_outcome.artifact.published.get('model')}: "
+                          "atc was not run", hint="see `npuconv onnx RECIPE` for the numbers; --keep-going compiles anyway")
+    onnx = onnx_outcome.artifact
+    out_dir = Path(r.output_dir)
+    roles = [g["role"] for g in onnx.card["graphs"]]
+    plan = plan_atc(section, onnx, {role: Path(onnx.published[role]) for role in roles}, out_dir,
+                    out_dir / "atc" / (section.cfg.variant or "default"))
     for message in plan.warnings:
         warn(message)
-    payload: dict = plan.to_json()
+    payload: dict = {"passed": True, **plan.to_json(), "om": str(out_dir / f"{section.stem}.om"),
+                     "card": str(om_run.card_path()), "log": str(section.log), "onnx_cached": onnx.cached}
     if dry_run or emit_script is not None:
-        if dry_run:
-            write_cfg_files(plan)
-        if emit_script is not None:
-            from converter.stages.atc.script import render_script, write_script
-
-            text = render_script(plan, r, cfg, emit_script.name, str(recipe))
-            write_script(emit_script, text)
-            payload["script"] = str(emit_script)
-            err.print(f"wrote {emit_script} (run it where atc is installed: sh {shlex.quote(str(emit_script))})")
-        payload["dry_run"] = dry_run
+        _plan_only(r, plan, section, onnx, recipe, dry_run, emit_script, px_shape, payload)
         if json_:
             emit_json(payload)
         elif dry_run:
-            print(shlex.join(plan.argv))
+            for role, argv in plan.argv.items():
+                print(shlex.join(argv))
         return
     with steps(f"atc {plan.soc_version}") as step:
-        result = build_om(plan, force=force, on_step=step)
-    payload.update(result.to_json())
+        artifact = run_stage(om_run, {"onnx": onnx}, force=force, progress=step, warn=warn)
+    card = artifact.card
+    payload.update({
+        "om": artifact.published.get("model") or artifact.published.get(roles[0]),
+        "oms": {role: artifact.published[role] for role in roles},
+        "sha256": artifact.digests.get("model") or artifact.digests[roles[0]],
+        "size_bytes": Path(artifact.path(roles[0])).stat().st_size,
+        "atc_seconds": card["atc_seconds"], "atc": card["atc"]["path"], "cann_version": card["cann_version"],
+        "cached": artifact.cached, "warnings": list(dict.fromkeys([*plan.warnings, *card["warnings"]])),
+    })
+    for message in card["warnings"]:
+        if message not in plan.warnings:
+            warn(message)
     if px_shape is not None:
-        layout = layout_paddlex(r, cfg, result.om, plan.input_shape, px_shape)
+        layout = layout_paddlex(r, section.cfg, artifact.path(roles[0]), plan.input_shape, px_shape)
         payload["paddlex"] = layout.to_json()
     if json_:
         emit_json(payload)
     else:
-        how = "reused from the cache: nothing changed since atc built it" if result.cached else "built now"
-        out.print(f"[green]ok[/] {result.om} ({result.size_bytes} bytes, sha256 {result.sha256[:16]}..., "
-                  f"atc {result.seconds:.1f}s, log {result.log}; {how})")
+        how = "reused from the cache: nothing changed since atc built it" if artifact.cached else "built now"
+        for role in roles:
+            out.print(f"[green]ok[/] {artifact.published[role]} (sha256 {artifact.digests[role][:16]}..., "
+                      f"atc {card['atc_seconds']:.1f}s, CANN {card['cann_version']}, log {section.log}; {how})")
+        out.print(f"card: {payload['card']}")
         if px_shape is not None:
             out.print(f"PaddleX model dir: {payload['paddlex']['dir']}")
+
+
+def _plan_only(r, plan, section, onnx, recipe: Path, dry_run: bool, emit_script: Path | None, px_shape, payload: dict):
+    """--dry-run / --emit-script: write the cfg files (and the PaddleX yml) so the printed argv or the
+    script runs as shown; never start atc."""
+    from converter.artifacts import write_bytes_atomic
+    from converter.stages.atc.paddlex import layout_paddlex, paddlex_dir
+
+    for path, text in plan.files.items():
+        write_bytes_atomic(Path(path), text.encode())
+    if px_shape is not None:
+        layout = layout_paddlex(r, section.cfg, None, plan.input_shape, px_shape)
+        payload["paddlex"] = {**layout.to_json(), "om_from": "the script" if emit_script else "atc's --output"}
+    if emit_script is not None:
+        from converter.stages.atc.script import render_script, write_script
+
+        px_rel = str(paddlex_dir(r, section.cfg).relative_to(Path(r.output_dir))) if px_shape is not None else None
+        text = render_script(plan, section, onnx, emit_script.name, str(recipe), px_rel)
+        write_script(emit_script, text)
+        payload["script"] = str(emit_script)
+        err.print(f"wrote {emit_script} (run it where atc is installed: sh {shlex.quote(str(emit_script))})")
+    payload["dry_run"] = dry_run

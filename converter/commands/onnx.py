@@ -1,4 +1,4 @@
-"""`npuconv onnx`: Paddle (or any ONNX) to a static, simplified ONNX checked against the source."""
+"""`npuconv onnx`: Paddle (or any ONNX) to static, simplified ONNX graph(s) checked against the source."""
 
 from __future__ import annotations
 
@@ -15,53 +15,78 @@ def onnx_command(
     force: ForceOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Export the recipe's model to a fully static, simplified ONNX ready for atc, and check that it still
-    computes what the source model computes. Exit 1 when that parity check fails."""
-    from converter.console import emit_json, steps
-    from converter.stages.onnx_stage import build_onnx
+    """Export the recipe's model to fully static ONNX ready for atc (rewriting what an NPU cannot run), and
+    check that it still computes what the source model computes. Exit 1 when that parity check fails."""
+    from converter.console import emit_json, steps, warn
+    from converter.pipeline.plan import execute, onnx_runs
 
     r = load(recipe, set_, model_dir, output_dir)
     with steps(f"onnx {r.name}") as step:
-        result = build_onnx(r, force=force, on_step=step)
+        outcome = execute(onnx_runs(r), force=force, progress=step, warn=warn)[-1]
+    data = onnx_json(outcome)
     if json_:
-        emit_json(result.to_json())
+        emit_json(data)
     else:
-        _render(result)
-    if not result:
+        _render(data)
+    if not data["passed"]:
         raise typer.Exit(1)
 
 
-def _render(result) -> None:
+def onnx_json(outcome) -> dict:
+    """The onnx stage's result as the command prints it (`--json`)."""
+    artifact = outcome.artifact
+    card = artifact.card
+    published = artifact.published
+    graphs = [{"role": g["role"], "path": published.get(g["role"], str(artifact.path(g["role"]))), "nodes": g["nodes"],
+               "static": g["static"]} for g in card["graphs"]]
+    parity = outcome.report.to_json() if outcome.report is not None else None
+    return {
+        "passed": outcome.passed, "onnx": published.get("model"), "card": published.get("card"),
+        "cached": artifact.cached, "opset": card["opset"], "opset_written": card["opset_written"],
+        "opset_requested": card["opset_requested"], "inputs": card["inputs"], "outputs": card["outputs"],
+        "graphs": graphs, "passes": [{"name": p["name"], "changed": p["changed"], "notes": p["notes"]} for p in card["passes"]],
+        "dynamic_dims": card["dynamic_dims"], "dynamic_ops_left": card["dynamic_ops_left"], "parity": parity,
+        "nodes": {"before": card["nodes_before"], "after": card["nodes_after"]}, "timings_s": card["timings_s"],
+        "raw_onnx": str(artifact.path("raw")),
+    }
+
+
+def _render(data: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from converter.console import out
 
-    card = result.card
-    summary = Table(title=f"onnx: {card['name']}", show_header=False, title_justify="left")
+    summary = Table(title="onnx", show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("onnx", str(result.onnx))
-    summary.add_row("cached", "yes (nothing changed)" if result.cached else "no (built now)")
-    requested = card["opset_requested"]
-    written = card["opset_written"]
+    for g in data["graphs"]:
+        summary.add_row("onnx" if g["role"] == "model" else f"onnx ({g['role']})", escape(g["path"]))
+    summary.add_row("cached", "yes (nothing changed)" if data["cached"] else "no (built now)")
+    requested, written, final = data["opset_requested"], data["opset_written"], data["opset"]
     raised = f" (requested {requested}; paddle2onnx raised it)" if requested and requested != written else ""
-    summary.add_row("opset", f"{written}{raised}")
+    lowered = f", lowered to {final}" if final != written else ""
+    summary.add_row("opset", f"{written}{raised}{lowered}")
     for kind in ("inputs", "outputs"):
-        summary.add_row(kind, ", ".join(f"{t['name']} {t['shape']} {t['dtype']}" for t in card[kind]))
-    summary.add_row("nodes", f"{card['nodes_before']} -> {card['nodes_after']}")
-    summary.add_row("dynamic dims", ", ".join(card["dynamic_dims"]) or "none")
-    summary.add_row("time", f"{card['timings_s']['total']:.2f} s" + (" (when built)" if result.cached else ""))
+        summary.add_row(kind, ", ".join(f"{t['name']} {t['shape']} {t['dtype']}" for t in data[kind]))
+    summary.add_row("nodes", f"{data['nodes']['before']} -> {data['nodes']['after']}")
+    changed = [p for p in data["passes"] if p["changed"] or p["notes"]]
+    summary.add_row("passes", "; ".join(f"{p['name']} {_delta(p['changed'])}".strip() for p in changed) or "nothing changed")
+    summary.add_row("dynamic dims", ", ".join(data["dynamic_dims"]) or "none")
+    summary.add_row("dynamic ops left", ", ".join(data["dynamic_ops_left"]) or "none")
+    summary.add_row("time", f"{data['timings_s']['total']:.2f} s" + (" (when built)" if data["cached"] else ""))
     out.print(summary)
-    parity = card.get("parity")
-    if not parity:
-        out.print("parity: not checked (onnx.parity is false)")
+    parity = data["parity"]
+    if parity is None:
+        out.print("parity: not checked (onnx.parity is false and no pass changed the graph)")
         return
-    tol = parity["tolerance"]
-    table = Table(title=f"parity vs {parity['reference']}, seed {parity['seed']}", title_justify="left",
-                  caption=f"pass: max abs <= {tol['max_abs']:g} and cosine >= {tol['cosine']}", caption_justify="left")
-    for col in ("output", "shape", "max abs", "cosine", "verdict"):
-        table.add_column(col, justify="right" if col in ("max abs", "cosine") else "left")
-    for name, o in parity["outputs"].items():
-        verdict = "[green]pass[/]" if o["passed"] else "[bold red]FAIL[/]"
-        table.add_row(name, str(o["shape"]), f"{o['max_abs']:.3g}", f"{o['cosine']:.9f}", verdict)
-    out.print(table)
+    from converter.commands.render import comparison_table
+
+    out.print(comparison_table(parity["outputs"], title=f"parity vs {parity['reference']}, seed {parity['seed']}"))
+    culprit = parity.get("culprit")
+    if culprit:
+        out.print(f"[bold red]culprit:[/] {escape(culprit['step'])}: {escape(culprit['reason'])}", soft_wrap=True)
+
+
+def _delta(changed: dict) -> str:
+    return ", ".join(f"{op} {n:+d}" for op, n in changed.items())

@@ -13,7 +13,7 @@ from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirO
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t",
     help="What to compare with the reference: om | paddle | onnx:<provider> | onnx-file:<path> | emulate:fp16 | emulate:mixed_float16.")]
-OmOpt = Annotated[Path | None, typer.Option("--om", help="OM file for --target om (default: the om stage's <output_dir>/<name>.om).")]
+OmOpt = Annotated[Path | None, typer.Option("--om", help="OM file for --target om (default: the om stage's <output_dir>/<name>[_<variant>].om); its card must sit beside it.")]
 SamplesOpt = Annotated[int | None, typer.Option("--samples", "-n", min=1, help="Number of samples (overrides verify.samples).")]
 LayerwiseOpt = Annotated[bool, typer.Option("--layerwise", help="Name the first node whose output breaks tolerance.")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per output and sample).")]
@@ -39,21 +39,34 @@ def verify_command(
     emulation on the CPU) with ONNX Runtime CPU on the recipe's ONNX: per output and sample metrics
     against tolerances, optional task checks, --layerwise localisation. Exit 1 on a parity failure."""
     from converter.artifacts import write_bytes_atomic
-    from converter.console import emit_json, err, out, steps
+    from converter.console import emit_json, err, out, steps, warn
+    from converter.pipeline.plan import execute, om_runs, onnx_runs
     from converter.runners.factory import check_available, parse_target
-    from converter.stages.onnx_stage import build_onnx
     from converter.verify.junit import write_junit
     from converter.verify.keep_dtype import cfg_text
     from converter.verify.parity import verify
 
     parsed = parse_target(target)
     r = load(recipe, set_, model_dir, output_dir)
-    om_path = om or (_default_om(r, variant) if parsed.kind == "om" else None)
-    check_available(parsed, r, om_path)
+    om_card = None
+    if parsed.kind == "om":
+        # the ONNX the OM was built from: the variant's (gear axes symbolic); its digest must match the card
+        runs = om_runs(r, variant)
+        om_path = om or (Path(r.output_dir) / f"{runs[-1].stem}.om")
+        runs = runs[:-1]
+    else:
+        runs, om_path = onnx_runs(r), None
     with steps(f"verify {r.name} against {parsed}") as step:
-        onnx = build_onnx(r, force=force, on_step=step)
-        report = verify(r, parsed, onnx.onnx, card=onnx.card, om_path=om_path, variant=variant, samples=samples,
-                        layerwise=layerwise, save_dir=save, on_step=step)
+        onnx = execute(runs, force=force, keep_going=True, progress=step, warn=warn)[-1].artifact
+        if parsed.kind == "om":
+            from converter.runners.om_card import check_om_card, load_om_card
+
+            om_card = load_om_card(om_path)
+            check_om_card(om_path, om_card, onnx.digests_of_graphs(),
+                          rebuild_hint=f"rebuild it: npuconv om {recipe}" + (f" --variant {variant}" if variant else ""))
+        check_available(parsed, r, om_path)
+        report = verify(r, parsed, onnx.path("model"), card=onnx.card, om_path=om_path, om_card=om_card,
+                        variant=variant, samples=samples, layerwise=layerwise, save_dir=save, on_step=step)
     data = report.to_json()
     suggestion = data.get("keep_dtype_suggestion")
     if suggestion:
@@ -68,16 +81,6 @@ def verify_command(
     _render(data, err if json_ else out)
     if not report:
         raise typer.Exit(1)
-
-
-def _default_om(recipe, variant: str | None) -> Path:
-    """Where the om stage writes the OM of this recipe and variant."""
-    from converter.recipe.om import select_variant
-    from converter.stages.atc.stage import om_stem
-
-    cfg = select_variant(recipe.om, variant)
-    stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
-    return Path(recipe.output_dir) / f"{stem}.om"
 
 
 def _fmt(value: float) -> str:

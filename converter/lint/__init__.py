@@ -1,6 +1,5 @@
 """`npuconv lint`: static Ascend-readiness of an ONNX graph (will atc and a 310-class chip take it?)."""
 
-from converter.lint.recipe import lint_recipe
 from converter.lint.rules import Finding, LintReport, lint_onnx
 
-__all__ = ["Finding", "LintReport", "lint_onnx", "lint_recipe"]
+__all__ = ["Finding", "LintReport", "lint_onnx"]

@@ -137,22 +137,30 @@ def _build(run: StageRun, upstream: Mapping[str, Artifact], key: str, entry: Pat
 
 def _publish(run: StageRun, artifact: Artifact) -> Artifact:
     """Copy the artifact's files to their published places and write the card beside them."""
+    if run.out_dir is None:
+        return artifact
     published = {}
-    for role, dest in run.publish.items():
-        _mkdir(dest.parent, "output directory")
-        try:
-            copy_atomic(artifact.path(role), dest)
-        except IsADirectoryError:
-            raise InputError(f"cannot write {dest}: it is a directory", hint="remove it or choose another -o") from None
-        except OSError as exc:
-            raise InputError(f"cannot write {dest}: {exc.strerror or exc}", hint="choose a writable -o/--output-dir") from None
+    for role in artifact.files:
+        name = run.stage.published_name(role, run.stem)
+        if name is None:
+            continue
+        dest = run.out_dir / name
+        _write(dest, lambda tmp_dest, src=artifact.path(role): copy_atomic(src, tmp_dest))
         published[role] = str(dest)
-    if run.card_path is not None:
-        _mkdir(run.card_path.parent, "output directory")
-        try:
-            write_json_atomic(run.card_path, {**artifact.record(), "published": published})
-        except OSError as exc:
-            raise InputError(f"cannot write {run.card_path}: {exc.strerror or exc}",
-                             hint="choose a writable -o/--output-dir") from None
-        published["card"] = str(run.card_path)
+    card_path = run.card_path()
+    if card_path is not None:
+        record = {**artifact.record(), "published": dict(published)}
+        _write(card_path, lambda dest: write_json_atomic(dest, record))
+        published["card"] = str(card_path)
     return dataclasses.replace(artifact, published=published)
+
+
+def _write(dest: Path, write: Callable[[Path], None]) -> None:
+    """Write one published file; an unusable destination is the user's -o, hence bad input."""
+    _mkdir(dest.parent, "output directory")
+    try:
+        write(dest)
+    except IsADirectoryError:
+        raise InputError(f"cannot write {dest}: it is a directory", hint="remove it or choose another -o") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {dest}: {exc.strerror or exc}", hint="choose a writable -o/--output-dir") from None

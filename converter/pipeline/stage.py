@@ -47,25 +47,36 @@ class Stage(abc.ABC):
     def run(self, section: Any, upstream: Mapping[str, Artifact], scratch: Path, progress: Progress) -> StageOutput:
         """Build the output in `scratch` (an empty directory) and describe it."""
 
-    def verdict(self, artifact: Artifact, section: Any) -> bool:
-        """Whether the artifact passed the stage's own check (parity...). A failed check stops the stages
-        after it unless the user says --keep-going. Default: passed."""
-        return True
+    def published_name(self, role: str, stem: str) -> str | None:
+        """The file name a role gets in the output directory (None: stays in the cache only)."""
+        return None
+
+    def card_name(self, stem: str) -> str | None:
+        """The file name of the card published beside the outputs (None: no card)."""
+        return None
 
 
 @dataclass(frozen=True)
 class StageRun:
-    """One planned run: a stage, its section (JSON-able via `key_section`), the labels of the runs it
-    reads, and where its files are published (role -> destination path)."""
+    """One planned run: a stage, its section (JSON-able via `key_section`), the runs it reads (stage name
+    -> label of the run providing it), and where its files are published (`out_dir`, named from `stem`)."""
 
     label: str
     stage: Stage
     section: Any
-    upstream: Mapping[str, str] = field(default_factory=dict)  # stage name -> label of the run providing it
-    publish: Mapping[str, Path] = field(default_factory=dict)
-    card_path: Path | None = None
+    upstream: Mapping[str, str] = field(default_factory=dict)
+    out_dir: Path | None = None
+    stem: str = ""
+    # judges the artifact's own check with settings that stay out of the key (verify tolerances); returns a
+    # report whose bool is the verdict, or None when the stage has no check
+    judge: Callable[[Artifact], Any] | None = None
 
     def key_section(self) -> Any:
         """The section as JSON for the content key."""
         dump = getattr(self.section, "key_json", None)
         return dump() if dump is not None else self.section
+
+    def card_path(self) -> Path | None:
+        """Where the card is published, if anywhere."""
+        name = self.stage.card_name(self.stem) if self.out_dir is not None else None
+        return self.out_dir / name if name else None

@@ -15,15 +15,16 @@ from converter.verify.inputs import Sample, load_samples, save_sample
 from converter.verify.metrics import compare_arrays
 from converter.verify.report import OutputCheck, VerifyReport
 from converter.verify.tasks import check_task, pick_output
-from converter.verify.tolerance import Precision, Tolerance, precision_of, resolve
+from converter.verify.tolerance import Precision, Tolerance, resolve
 
 
-def target_precision(target: Target, om) -> Precision:
-    """fp32 for ONNX-family and Paddle targets, fp16 for emulation, the OM build's mode for `om`."""
+def target_precision(target: Target, om_card: dict | None) -> Precision:
+    """fp32 for ONNX-family and Paddle targets, fp16 for emulation, for `om` what its card says it was
+    built with (never today's recipe: the OM may be older)."""
     if target.kind == "emulate":
         return "fp16"
     if target.kind == "om":
-        return precision_of(getattr(om, "precision_mode_v2", None), getattr(om, "precision_mode", None))
+        return om_card["precision"]
     return "fp32"
 
 
@@ -78,7 +79,7 @@ def compare_sample(sample: int, reference: dict, actual: dict, verify_config, pr
 
 
 def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None, om_path: Path | None = None,
-           variant: str | None = None, samples: int | None = None, layerwise: bool = False,
+           om_card: dict | None = None, variant: str | None = None, samples: int | None = None, layerwise: bool = False,
            save_dir: Path | None = None, on_step: Callable[[str], None] | None = None) -> VerifyReport:
     """Compare `target` with ONNX Runtime CPU on `onnx_path` and return the report."""
     from converter.runners.onnxruntime import OnnxRuntimeRunner
@@ -86,7 +87,7 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
     step = on_step or (lambda _text: None)
     check_available(target, recipe, om_path)
     om = select_variant(recipe.om, variant)
-    precision = target_precision(target, om)
+    precision = target_precision(target, om_card)
     aipp = getattr(om, "aipp", None) if target.kind == "om" else None
     batch = load_samples(recipe, samples, raw_images=getattr(aipp, "source_order", "RGB") if aipp else None)
     step(f"reference: ONNX Runtime CPU on {onnx_path.name}")
@@ -119,7 +120,7 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
             notes.append("mixed_float16 emulation is approximate: CANN's built-in mixed lists are not available "
                          "here, only om.keep_dtype and om.modify_mixlist's black list are applied")
     if target.kind == "om" and precision == "fp16":
-        mode = getattr(om, "precision_mode_v2", None) or getattr(om, "precision_mode", None) or "unset: atc's default fp16"
+        mode = om_card.get("precision_mode_v2") or om_card.get("precision_mode") or "unset: atc's default fp16"
         notes.append(f"the OM computes (partly) in fp16 (precision mode {mode}); fp16 tolerances applied. "
                      "`--target emulate:fp16` predicts this on the CPU")
     return VerifyReport(recipe.name, str(target), f"onnxruntime:cpu {onnx_path}", precision,

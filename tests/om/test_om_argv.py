@@ -146,7 +146,7 @@ def test_variants_pick_and_name_outputs(cli, make_recipe, tmp_path):
     assert data["argv"][3:5] == [f"--output={tmp_path}/build/tiny_b2_mixed", "--soc_version=Ascend910B2"]
     assert data["argv"][-1] == "--precision_mode_v2=mixed_bfloat16"
     assert data["om"] == f"{tmp_path}/build/tiny_b2_mixed.om"
-    assert data["log"] == f"{tmp_path}/build/atc.b2_mixed.log"
+    assert data["log"] == f"{tmp_path}/build/tiny_b2_mixed.atc.log"
     first = cli("om", recipe, "--dry-run", "--json").json()
     assert first["variant"] == "p3_origin" and first["argv"][-1] == "--precision_mode_v2=origin"
     missing = cli("om", recipe, "--dry-run", "--json", "--variant", "nope")
@@ -181,7 +181,7 @@ def test_human_dry_run_prints_one_command_line(cli, make_recipe, tmp_path):
     assert res.code == 0, res.stderr
     assert res.stdout.strip().endswith(" --input_shape=x:1,3,-1,-1 '--dynamic_image_size=16,16;32,32' "
                                     "--precision_mode_v2=origin")
-    assert res.stdout.startswith(f"atc --model={tmp_path}/build/tiny_dyn.onnx --framework=5 ")
+    assert res.stdout.startswith(f"atc --model={tmp_path}/build/tiny_hw16x16-32x32.onnx --framework=5 ")
     assert res.stdout.count("\n") == 1
 
 

@@ -38,17 +38,28 @@ def test_success_writes_om_atomically(cli, make_recipe, fake_atc, tmp_path):
     assert data["sha256"] == hashlib.sha256(om.read_bytes()).hexdigest()
     assert data["size_bytes"] == om.stat().st_size
     assert (out / "tiny.om.sha256").read_text() == f"{data['sha256']}  tiny.om\n"
-    assert "ATC run success" in (out / "atc.log").read_text()
+    assert "ATC run success" in (out / "tiny.atc.log").read_text()
     [call] = atc_calls(fake_atc)
     argv = call["argv"]
     assert argv[0] == str(FAKE_ATC_DIR / "atc")
     # the same argv as --dry-run, except atc writes into a scratch dir of the OM cache first
     scratch = [a for a in argv if a.startswith("--output=")][0].removeprefix("--output=")
-    assert os.path.dirname(os.path.dirname(scratch)) == str(tmp_path / "cache" / "om") and scratch.endswith("/tiny")
-    assert [a for a in argv[1:] if not a.startswith("--output=")] == \
-        [a for a in plan["argv"][1:] if not a.startswith("--output=")]
+    assert os.path.dirname(os.path.dirname(scratch)) == str(tmp_path / "cache" / "om" / ".tmp") and scratch.endswith("/tiny")
+    # the same options as --dry-run; paths point into the cache (the ONNX, the cfg files) instead
+    def options(tokens):
+        return [t.split("=", 1)[0] + "=" + os.path.basename(t.split("=", 1)[1])
+                if t.startswith(("--model=", "--keep_dtype=")) else t for t in tokens if not t.startswith("--output=")]
+
+    assert options(argv[1:])[1:] == options(plan["argv"][1:])[1:]
+    assert argv[1] == f"--model={call_onnx(tmp_path)}" and plan["argv"][1] == f"--model={out / 'tiny.onnx'}"
     assert (out / "atc" / "default" / "keep_dtype.cfg").read_text() == "OpType::Relu\n"
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".atc-")) == []
+
+
+def call_onnx(tmp_path):
+    """The onnx stage's cache entry holding the ONNX atc read."""
+    [entry] = [p for p in (tmp_path / "cache" / "onnx").iterdir() if not p.name.startswith(".") and p.is_dir()]
+    return entry / "model.onnx"
 
 
 def test_failure_log_is_translated(cli, make_recipe, fake_atc, tmp_path, monkeypatch):
@@ -67,8 +78,8 @@ def test_failure_log_is_translated(cli, make_recipe, fake_atc, tmp_path, monkeyp
     ]
     assert [e["code"] for e in error["errors"]] == ["E19010"]
     assert "unsupported ops: NonZero_12 (NonZero), Unique_7 (Unique)" in error["hint"]
-    assert error["log_path"] == str(tmp_path / "build" / "atc.log")
-    assert (tmp_path / "build" / "atc.log").read_text().endswith(E19010_LOG)
+    assert error["log_path"] == str(tmp_path / "build" / "tiny.atc.log")
+    assert (tmp_path / "build" / "tiny.atc.log").read_text().endswith(E19010_LOG)
     assert not (tmp_path / "build" / "tiny.om").exists()
     assert not [p for p in (tmp_path / "build").iterdir() if p.name.startswith(".atc-")]
 
@@ -175,7 +186,7 @@ def test_rerun_reuses_the_om_and_changes_rebuild(cli, make_recipe, fake_atc, tmp
     assert again.code == 0 and again.json()["cached"] is True
     assert len(atc_calls(fake_atc)) == 1  # atc did not run again
     assert om.is_file() and again.json()["sha256"] == first.json()["sha256"]
-    assert "ATC run success" in (tmp_path / "build" / "atc.log").read_text()
+    assert "ATC run success" in (tmp_path / "build" / "tiny.atc.log").read_text()
     # Another precision is another OM; --force rebuilds the same one.
     assert cli("om", recipe, "--json", "--set", "om.precision_mode_v2=fp16").json()["cached"] is False
     assert cli("om", recipe, "--json", "--force").json()["cached"] is False

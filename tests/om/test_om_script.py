@@ -85,7 +85,7 @@ def test_script_runs_the_dry_run_argv(cli, make_recipe, fake_atc, tmp_path):
     om = server / "tiny.om"
     digest = hashlib.sha256(om.read_bytes()).hexdigest()
     assert (server / "tiny.om.sha256").read_text() == f"{digest}  tiny.om\n"
-    assert "ATC run success" in (server / "atc.log").read_text()
+    assert "ATC run success" in (server / "tiny.atc.log").read_text()
     assert not [p for p in server.iterdir() if p.name.startswith(".atc-")]
 
 
@@ -113,7 +113,7 @@ def test_script_reports_atc_exit_code(cli, make_recipe, fake_atc, tmp_path):
     proc = _run_script(script, plan["onnx"], tmp_path / "srv", env_extra=env)
     assert proc.returncode == 1
     assert "atc exited with code 3" in proc.stderr
-    assert "E19010" in (tmp_path / "srv" / "atc.log").read_text()
+    assert "E19010" in (tmp_path / "srv" / "tiny.atc.log").read_text()
 
 
 def test_script_without_atc(cli, make_recipe, tmp_path):

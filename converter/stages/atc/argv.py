@@ -32,9 +32,12 @@ def input_shape_arg(shapes: Mapping[str, list[int]], axes: Mapping[str, tuple[in
     return ";".join(parts)
 
 
-def build_argv(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, paths: AtcPaths, program: str = "atc") -> list[str]:
+def build_argv(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, paths: AtcPaths, program: str = "atc",
+               graph_shapes: Mapping[str, list[int]] | None = None) -> list[str]:
     """The full atc argv, in a fixed order: model, framework, output, soc, formats and shapes, gears,
-    precision, dtype files, implmode, AIPP, cross-compile target, then extra_args sorted by key."""
+    precision, dtype files, implmode, AIPP, cross-compile target, then extra_args sorted by key.
+    `graph_shapes` replaces the recipe's input shapes for a graph with other inputs (a decoder step)."""
+    shapes = graph_shapes or recipe.input_shapes()
     argv = [
         program,
         f"--model={paths.model}",
@@ -42,7 +45,7 @@ def build_argv(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, paths: AtcPa
         f"--output={paths.output}",
         f"--soc_version={cfg.soc_version}",
         f"--input_format={cfg.input_format}",
-        f"--input_shape={input_shape_arg(recipe.input_shapes(), dynamic.axes)}",
+        f"--input_shape={input_shape_arg(shapes, dynamic.axes)}",
     ]
     if dynamic.option:
         argv.append(f"--{dynamic.option}={dynamic.value}")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from converter.stages.atc import options as opt
-from converter.stages.atc.run import cann_version, find_atc
+from converter.stages.atc.run import cann_version, find_atc, toolkit_home
 
 # A chip row of `npu-smi info`: "| 0     310P3               | OK            | NA  42  0 / 0 |"
 _CHIP_ROW = re.compile(r"^\|\s*(\d+)\s+([0-9][0-9A-Za-z_]*)\s+\|\s*([A-Za-z]+)\s*\|", re.M)
@@ -65,9 +65,5 @@ def probe_atc(env: Mapping[str, str] | None = None) -> dict:
     tool = find_atc(env)
     if tool is None:
         return {"found": False, "path": None, "home": None, "found_via": None, "cann_version": None}
-    home = tool.home
-    if home is None:  # on PATH: <home>/bin/atc or <home>/compiler/bin/atc
-        parents = tool.path.resolve().parents
-        home = next((p for p in parents[:3] if (p / "version.cfg").is_file()
-                     or any(p.glob("*-linux/ascend_toolkit_install.info"))), None)
-    return {"found": True, **tool.to_json(), "cann_version": cann_version(home)}
+    home = toolkit_home(tool, env)
+    return {"found": True, **tool.to_json(), "home": str(home) if home else None, "cann_version": cann_version(home)}

@@ -66,8 +66,10 @@ def _source_sections(recipe: Recipe) -> str:
     return yaml.safe_dump(keep, sort_keys=False, allow_unicode=True).rstrip() if keep else ""
 
 
-def layout_paddlex(recipe: Recipe, cfg: OmConfig, om: Path, atc_input_shape: str, input_shape: tuple[int, ...]) -> PaddlexLayout:
-    """Copy the OM to `inference.om` and write `inference.yml` beside it (both atomically)."""
+def layout_paddlex(recipe: Recipe, cfg: OmConfig, om: Path | None, atc_input_shape: str,
+                   input_shape: tuple[int, ...]) -> PaddlexLayout:
+    """Write `inference.yml` and copy the OM to `inference.om` beside it (both atomically). `om` None
+    (--dry-run, --emit-script): only the yml; atc or the emitted script puts the OM there later."""
     directory = paddlex_dir(recipe, cfg)
     model_name = cfg.paddlex_model_name or recipe.name
     text = render_template(
@@ -76,6 +78,7 @@ def layout_paddlex(recipe: Recipe, cfg: OmConfig, om: Path, atc_input_shape: str
         model_name_json=json.dumps(model_name), input_shape_json=json.dumps(list(input_shape)),
         atc_input_shape_json=json.dumps(atc_input_shape), source_sections=_source_sections(recipe),
     )
-    copy_atomic(om, directory / "inference.om")
+    if om is not None:
+        copy_atomic(om, directory / "inference.om")
     write_bytes_atomic(directory / "inference.yml", text.encode())
     return PaddlexLayout(directory, directory / "inference.om", directory / "inference.yml", input_shape)

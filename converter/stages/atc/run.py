@@ -102,6 +102,27 @@ def cann_version(home: Path | None) -> str | None:
     return None
 
 
+def toolkit_home(tool: AtcTool, env: Mapping[str, str] | None = None) -> Path | None:
+    """The CANN toolkit home of an atc, however it was found: the home it was found under, else
+    ASCEND_TOOLKIT_HOME / ASCEND_HOME_PATH (set_env.sh exports them), else the nearest parent of the
+    executable that holds version.cfg or *-linux/ascend_toolkit_install.info."""
+    if tool.home is not None:
+        return tool.home
+    env = os.environ if env is None else env
+    for var in HOME_VARS:
+        if env.get(var) and cann_version(Path(env[var]).expanduser()):
+            return Path(env[var]).expanduser()
+    for parent in tool.path.resolve().parents[:4]:
+        if (parent / "version.cfg").is_file() or any(parent.glob("*-linux/ascend_toolkit_install.info")):
+            return parent
+    return None
+
+
+def cann_version_of(tool: AtcTool, env: Mapping[str, str] | None = None) -> str | None:
+    """The CANN version of this atc's toolkit, or None when it cannot be read."""
+    return cann_version(toolkit_home(tool, env))
+
+
 class AtcFailed(StageFailed):
     """atc ran and failed; carries the parsed error codes and unsupported ops."""
 
@@ -114,7 +135,7 @@ class AtcFailed(StageFailed):
 
 
 def run_logged(argv: list[str], log_path: Path, env: Mapping[str, str],
-               on_line: Callable[[str], None] | None = None) -> tuple[int, str, float]:
+               on_line: Callable[[str], None] | None = None, append: bool = False) -> tuple[int, str, float]:
     """Run argv (no shell), stream stdout+stderr into log_path line by line; (exit code, log text, seconds)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -124,7 +145,7 @@ def run_logged(argv: list[str], log_path: Path, env: Mapping[str, str],
                                 text=True, errors="replace", bufsize=1)
     except OSError as exc:
         raise ToolNotFound(f"cannot start {argv[0]}: {exc.strerror}", hint=ATC_ABSENT_HINT) from None
-    with log_path.open("w", encoding="utf-8") as log:
+    with log_path.open("a" if append else "w", encoding="utf-8") as log:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)

@@ -1,0 +1,100 @@
+"""The onnx stage's checks on outputs: the chain's result against the source model (Paddle Inference, or
+ONNX Runtime on a source ONNX), or, with `onnx.parity: false`, against the chain's own input; and when
+that fails, which pass broke it (each pass's output against its input, on the same seeded feed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from converter.passes.base import ModelSet
+from converter.passes.registry import PassRecord
+from converter.stages.checks import run_ort
+
+
+def run_models(models: ModelSet, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs of a model set on ONNX Runtime CPU (through the host loop for a split model)."""
+    if models.loop is None:
+        return run_ort(models.model.SerializeToString(), dict(feed))
+    from converter.runners.hostloop import HostLoopRunner
+
+    graphs = {role: m.SerializeToString() for role, m in models.graphs.items()}
+    with HostLoopRunner(graphs, dict(models.loop)) as runner:
+        return runner.infer(dict(feed))
+
+
+def _compare(reference: Sequence[np.ndarray], actual: Mapping[str, np.ndarray], windows=None):
+    from converter.compare_shim import compare_outputs
+
+    return compare_outputs(dict(zip(actual, reference)) if not isinstance(reference, Mapping) else dict(reference),
+                           dict(actual), windows=windows)
+
+
+def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSet], records: list[PassRecord],
+             feed: Mapping[str, np.ndarray]) -> dict | None:
+    """The first step whose output differs from its input under the built-in fp32 limits: the export
+    itself (reference vs the first snapshot) or a pass (snapshot i-1 vs snapshot i)."""
+    from converter.compare_shim import builtin_limits
+
+    limits = builtin_limits("fp32")
+    previous = None
+    for i, (models, record) in enumerate(zip(snapshots, records)):
+        try:
+            current = run_models(models, feed)
+        except Exception as exc:  # noqa: BLE001 - a pass that makes the graph unrunnable is the culprit
+            return {"step": record.name, "reason": f"ONNX Runtime cannot run its output: {exc}"}
+        if i == 0:
+            if reference is not None:
+                report = _compare(reference, current).judge(limits)
+                if not report:
+                    return {"step": "export", "reason": "the exported graph already differs from the source",
+                            "comparison": report.to_json()}
+            previous = current
+            continue
+        if record.touched:
+            report = _compare(list(previous.values()), current).judge(limits)
+            if not report:
+                return {"step": record.name, "reason": "its output differs from its input", "comparison": report.to_json()}
+        previous = current
+    return None
+
+
+def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, np.ndarray], name: str, seed: int,
+                  snapshots: list[ModelSet], records: list[PassRecord], feed: Mapping[str, np.ndarray],
+                  source=None) -> dict:
+    """Compare the result with the source by position (paddle2onnx renames outputs between versions: never
+    key on names); `reference` None: ONNX Runtime on `source` (an ONNX source model) computes it."""
+    from converter.compare_shim import builtin_limits
+
+    if reference is None:
+        try:
+            reference = list(run_ort(source.SerializeToString(), dict(feed)).values())
+        except Exception:  # noqa: BLE001 - ORT refuses some raw exports; the repaired first step stands in
+            name = "onnxruntime-source (after fix_shapes: ORT refuses the source as written)"
+            reference = list(run_models(snapshots[0], feed).values())
+    if len(reference) != len(actual):
+        from converter.errors import StageFailed
+
+        raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
+    comparison = _compare(reference, actual)
+    stored = {"reference": name, "seed": seed, "outputs": comparison.to_json()}
+    if not comparison.judge(builtin_limits("fp32")):
+        stored["culprit"] = _culprit(dict(zip(actual, reference)), snapshots, records, feed)
+    return stored
+
+
+def chain_parity(actual: Mapping[str, np.ndarray], snapshots: list[ModelSet], records: list[PassRecord],
+                 feed: Mapping[str, np.ndarray], seed: int) -> dict:
+    """`onnx.parity: false`: the chain's result against its first step (the shape-fixed export), so every
+    pass that changed the graph is still checked for equal outputs."""
+    from converter.compare_shim import builtin_limits
+
+    if not any(r.touched for r in records[1:]):
+        return {"reference": "none (onnx.parity is false and no pass changed the graph)", "seed": seed, "outputs": None}
+    first = run_models(snapshots[0], feed)
+    comparison = _compare(list(first.values()), actual)
+    stored = {"reference": "the shape-fixed export (onnx.parity is false)", "seed": seed, "outputs": comparison.to_json()}
+    if not comparison.judge(builtin_limits("fp32")):
+        stored["culprit"] = _culprit(None, snapshots, records, feed)
+    return stored
