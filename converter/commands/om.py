@@ -39,9 +39,15 @@ def om_command(
         require_atc()
     with steps("om", quiet=False) as step:
         plan = plan_om(r, variant, force=force, on_step=step)
-    for message in plan.warnings:
+    warnings = list(plan.warnings)
+    if dry_run or emit_script is None:  # atc runs here (or would): the recipe's CANN should be this one
+        from converter.stages.atc.host import cann_mismatch, probe_atc
+
+        mismatch = cann_mismatch(cfg.cann_version, probe_atc()["cann_version"])
+        warnings += [mismatch] if mismatch else []
+    for message in warnings:
         warn(message)
-    payload: dict = plan.to_json()
+    payload: dict = {**plan.to_json(), "warnings": warnings}
     if dry_run or emit_script is not None:
         if dry_run:
             write_cfg_files(plan)
@@ -60,7 +66,7 @@ def om_command(
         return
     with steps(f"atc {plan.soc_version}") as step:
         result = build_om(plan, force=force, on_step=step)
-    payload.update(result.to_json())
+    payload.update(result.to_json(), warnings=warnings)
     if px_shape is not None:
         layout = layout_paddlex(r, cfg, result.om, plan.input_shape, px_shape)
         payload["paddlex"] = layout.to_json()

@@ -37,9 +37,11 @@ def lint_recipe(recipe: Recipe, variant: str | None = None, *, force: bool = Fal
 
     cfg = select_variant(recipe.om, variant)
     axes: dict[str, list[int]] = {}
+    gears: list[dict] = []
     if cfg is not None:
         _, dynamic = check_config(recipe, cfg)
         axes = {k: list(v) for k, v in dynamic.axes.items()}
+        gears = list(dynamic.gears)  # atc compiles each gear as a static graph: lint each one
     cann = cfg.cann_version if cfg else None
     try:
         result = build_onnx(recipe, force=force, dynamic_axes=axes, on_step=on_step)
@@ -47,7 +49,7 @@ def lint_recipe(recipe: Recipe, variant: str | None = None, *, force: bool = Fal
         with tempfile.TemporaryDirectory(prefix="npuconv-lint-") as tmp:
             if on_step:
                 on_step("the onnx stage refused the graph; linting the unfixed export")
-            report = lint_onnx(_unfixed_onnx(recipe, Path(tmp)), cann_version=cann, expected_dynamic=axes)
+            report = lint_onnx(_unfixed_onnx(recipe, Path(tmp)), cann_version=cann, gears=gears)
         return dataclasses.replace(report, note=f"the onnx stage failed ({exc.message}); this report is for the "
                                                 "export before shape fixing")
-    return lint_onnx(result.onnx, cann_version=cann, expected_dynamic=axes)
+    return lint_onnx(result.onnx, cann_version=cann, gears=gears)

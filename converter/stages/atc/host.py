@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from converter.stages.atc import options as opt
+from converter import ascend as opt
 from converter.stages.atc.run import cann_version, find_atc
 
 # A chip row of `npu-smi info`: "| 0     310P3               | OK            | NA  42  0 / 0 |"
@@ -71,3 +71,12 @@ def probe_atc(env: Mapping[str, str] | None = None) -> dict:
         home = next((p for p in parents[:3] if (p / "version.cfg").is_file()
                      or any(p.glob("*-linux/ascend_toolkit_install.info"))), None)
     return {"found": True, **tool.to_json(), "cann_version": cann_version(home)}
+
+
+def cann_mismatch(wanted: str | None, installed: str | None) -> str | None:
+    """Why the recipe's om.cann_version and the installed CANN disagree (compared at the precision the
+    recipe gives: `8.0` matches an installed `8.0.RC2`); None when they agree or either is unknown."""
+    if wanted is None or installed is None or opt.cann_matches(wanted, installed):
+        return None
+    return (f"om.cann_version is {wanted} but the installed CANN is {installed}: the opset range and option "
+            "checks were made for the recipe's version, atc here is another one")

@@ -3,16 +3,15 @@ Every value is shell-quoted; the model, output and cfg paths become shell variab
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 from pathlib import Path
 
 from converter import __version__
+from converter import ascend as opt
 from converter.artifacts import atomic_path
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig
-from converter.stages.atc import options as opt
 from converter.stages.atc.argv import AtcPaths, build_argv
 from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files, render_template
 from converter.stages.atc.stage import OmPlan
@@ -66,8 +65,7 @@ def render_script(plan: OmPlan, recipe: Recipe, cfg: OmConfig, script_name: str,
 
 
 def write_script(dest: Path, text: str) -> Path:
-    """Write the script atomically with mode 0755."""
-    with atomic_path(dest) as tmp:
+    """Write the script atomically, executable (0755 under the usual umask 022)."""
+    with atomic_path(dest, executable=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o755)
     return dest

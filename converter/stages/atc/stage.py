@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from converter import ascend as opt
 from converter.artifacts import StageCache, content_key, copy_atomic, file_digest, write_bytes_atomic, write_json_atomic
 from converter.errors import RecipeError, StageFailed
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig, select_variant
-from converter.stages.atc import options as opt
 from converter.stages.atc.argv import AtcPaths, build_argv, input_shape_arg
 from converter.stages.atc.errors import parse_log
 from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files
