@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def test_shipped_recipes_validate(recipe):
     r = load_recipe(REPO / "recipes" / f"{recipe}.yaml")
     assert r.name == recipe
     assert r.source.format == "paddle"
-    assert r.source.model_dir == REPO / "models" / r.source.model_dir.name
+    # the shipped recipes read ${NPUCONV_MODELS:-../models}, relative to recipes/
+    models = Path(os.path.normpath(REPO / "recipes" / os.environ.get("NPUCONV_MODELS", "../models")))
+    assert r.source.model_dir == models / r.source.model_dir.name
     assert r.output_dir == REPO / "build" / recipe
     expected = {"ppocrv4_det": [1, 3, 640, 640], "ppocrv4_rec": [1, 3, 48, 320], "ppocr_cls": [1, 3, 48, 192]}
     assert r.input_shapes() == {"x": expected[recipe]}
@@ -148,3 +151,86 @@ def test_error_inside_a_list_of_variants_has_no_union_noise(tmp_path):
     assert exc.value.message.startswith(f"{tmp_path / 'r.yaml'}:12: om.0.precison_mode_v2: unknown key "
                                         "(did you mean 'precision_mode_v2'?)")
     assert "valid dictionary" not in exc.value.message
+
+
+VARIANTS = GOOD + """\
+om:
+  - variant: a
+    soc_version: Ascend310P3
+    cann_version: "8.0"
+"""
+
+
+def test_set_value_for_a_string_field_stays_a_string(tmp_path):
+    path = write(tmp_path, VARIANTS)
+    r = load_recipe(path, ["om.0.cann_version=6.0", "om.0.variant=1.10", "name=yes"])
+    assert (r.om[0].cann_version, r.om[0].variant, r.name) == ("6.0", "1.10", "yes")
+    # typed fields still get YAML values; null unsets an optional key
+    r = load_recipe(path, ["om.0.extra_args={log: error, deterministic: 1}", "om.0.cann_version=null",
+                           "verify.tolerance.default.max_abs=0.001"])
+    assert r.om[0].extra_args == {"log": "error", "deterministic": 1}
+    assert r.om[0].cann_version is None
+    assert r.verify.tolerance["default"].max_abs == 0.001
+
+
+def test_set_errors_name_the_set_not_a_recipe_line(tmp_path):
+    path = write(tmp_path, VARIANTS)
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(path, ["om.0.cann_version=v8"])
+    assert exc.value.message == (r"--set om.0.cann_version=v8: om.0.cann_version: String should match pattern "
+                                 r"'^\d+\.\d+' (got 'v8')")
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(path, ["inputs.0.shape=[1,3,0,320]"])
+    assert exc.value.message == ("--set inputs.0.shape=[1,3,0,320]: inputs.0.shape.2: Input should be greater than or "
+                                 "equal to 1 (got 0)")
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(path, ["om.0.precison_mode_v2=origin"])
+    assert exc.value.message.startswith("--set om.0.precison_mode_v2=origin: om.0.precison_mode_v2: unknown key "
+                                        "(did you mean 'precision_mode_v2'?)")
+    # an error in the recipe itself still names its line, next to a --set elsewhere
+    with pytest.raises(RecipeError) as exc:
+        load_recipe(write(tmp_path, VARIANTS.replace('"8.0"', "v8")), ["onnx.opset=13"])
+    assert exc.value.message.startswith(f"{path}:12: om.0.cann_version: String should match pattern")
+
+
+def test_set_paths_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    recipes, work = tmp_path / "recipes", tmp_path / "work"
+    recipes.mkdir()
+    work.mkdir()
+    path = recipes / "r.yaml"
+    path.write_text(GOOD + "verify:\n  data: recipe_data\n")
+    monkeypatch.chdir(work)
+    r = load_recipe(path, ["verify.data=saved", "source.model_dir=m/m1", "output_dir=out",
+                           "verify.task={kind: ctc, dict: keys.txt}"])
+    assert r.verify.data == work / "saved"
+    assert r.source.model_dir == work / "m" / "m1"
+    assert r.output_dir == work / "out"
+    assert r.verify.task.dict == work / "keys.txt"
+    assert load_recipe(path, ["verify.data=/abs/data"]).verify.data == Path("/abs/data")
+    # recipe paths stay relative to the recipe file
+    assert load_recipe(path).verify.data == recipes / "recipe_data"
+
+
+def test_verify_save_then_set_data_replays_from_another_directory(tmp_path, run_cli):
+    """The README's replay: `verify --save DIR`, then `--set verify.data=DIR`, run from a directory that
+    is not the recipe's."""
+    from onnx import TensorProto, helper, save
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "relu",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    (tmp_path / "recipes").mkdir()
+    save(model, str(tmp_path / "recipes" / "relu.onnx"))
+    recipe = tmp_path / "recipes" / "relu.yaml"
+    recipe.write_text("name: relu\nsource: {format: onnx, path: relu.onnx}\ninputs: [{name: x, shape: [1, 4], "
+                      "range: [-1, 1]}]\nonnx: {parity: false}\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    saved = run_cli("verify", recipe, "--target", "onnx:cpu", "--save", "saved", "--json", cwd=work)
+    assert saved.code == 0, saved.stderr
+    assert (work / "saved" / "inputs" / "0000.npz").is_file()
+    replay = run_cli("verify", recipe, "--target", "onnx:cpu", "--set", "verify.data=saved", "--json", cwd=work)
+    assert replay.code == 0, replay.stderr
+    assert replay.json()["samples"] == ["0000.npz"]

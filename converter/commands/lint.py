@@ -70,18 +70,23 @@ def _lint_recipe(recipe, variant: str | None, force: bool, step):
     from converter.recipe.om import select_variant
 
     cfg = select_variant(recipe.om, variant)
-    runs = om_runs(recipe, variant)[:-1] if cfg is not None else onnx_runs(recipe)
-    axes = {k: list(v) for k, v in runs[-1].section.dynamic_axes.items()}
+    gears: list[dict] = []
+    if cfg is not None:
+        runs = om_runs(recipe, variant)
+        gears = list(runs[-1].section.dynamic.gears)  # atc compiles each gear as a static graph: lint each one
+        runs = runs[:-1]
+    else:
+        runs = onnx_runs(recipe)
     cann = cfg.cann_version if cfg else None
     try:
         artifact = execute(runs, force=force, keep_going=True, progress=step, warn=warn)[-1].artifact
     except StageFailed as exc:
         with tempfile.TemporaryDirectory(prefix="npuconv-lint-") as tmp:
             step("the onnx stage refused the graph; linting the unfixed export")
-            report = lint_onnx(_unfixed_onnx(recipe, Path(tmp)), cann_version=cann, expected_dynamic=axes)
+            report = lint_onnx(_unfixed_onnx(recipe, Path(tmp)), cann_version=cann, gears=gears)
         return dataclasses.replace(report, note=f"the onnx stage failed ({exc.message}); this report is for the "
                                                 "export before shape fixing")
-    reports = [lint_onnx(artifact.path(g["role"]), cann_version=cann, expected_dynamic=axes if g["role"] in ("model", "encoder") else {})
+    reports = [lint_onnx(artifact.path(g["role"]), cann_version=cann, gears=gears if g["role"] in ("model", "encoder") else [])
                for g in artifact.card["graphs"]]
     if len(reports) == 1:
         return dataclasses.replace(reports[0], model=artifact.published.get("model", reports[0].model))

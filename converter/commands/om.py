@@ -54,9 +54,15 @@ def om_command(
     roles = [g["role"] for g in onnx.card["graphs"]]
     plan = plan_atc(section, onnx, {role: Path(onnx.published[role]) for role in roles}, out_dir,
                     out_dir / "atc" / (section.cfg.variant or "default"))
-    for message in plan.warnings:
+    warnings = list(plan.warnings)
+    if dry_run:  # atc would run here: the recipe's CANN should be this machine's (the script runs elsewhere)
+        from converter.stages.atc.host import cann_mismatch, probe_atc
+
+        mismatch = cann_mismatch(section.cfg.cann_version, probe_atc()["cann_version"])
+        warnings += [mismatch] if mismatch else []
+    for message in warnings:
         warn(message)
-    payload: dict = {"passed": True, **plan.to_json(), "om": str(out_dir / f"{section.stem}.om"),
+    payload: dict = {"passed": True, **plan.to_json(), "warnings": warnings, "om": str(out_dir / f"{section.stem}.om"),
                      "card": str(om_run.card_path()), "log": str(section.log), "onnx_cached": onnx.cached}
     if dry_run or emit_script is not None:
         _plan_only(r, plan, section, onnx, recipe, dry_run, emit_script, px_shape, payload)
@@ -75,10 +81,10 @@ def om_command(
         "sha256": artifact.digests.get("model") or artifact.digests[roles[0]],
         "size_bytes": Path(artifact.path(roles[0])).stat().st_size,
         "atc_seconds": card["atc_seconds"], "atc": card["atc"]["path"], "cann_version": card["cann_version"],
-        "cached": artifact.cached, "warnings": list(dict.fromkeys([*plan.warnings, *card["warnings"]])),
+        "cached": artifact.cached, "warnings": list(dict.fromkeys([*warnings, *card["warnings"]])),
     })
     for message in card["warnings"]:
-        if message not in plan.warnings:
+        if message not in warnings:
             warn(message)
     if px_shape is not None:
         layout = layout_paddlex(r, section.cfg, artifact.path(roles[0]), plan.input_shape, px_shape)

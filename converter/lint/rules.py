@@ -3,13 +3,15 @@ or fall off the AI Core; `warn`: slow or doubtful; `info`: expected) and the nod
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from converter import ascend as opt
 from converter.errors import InputError
 from converter.lint.graph import CONTROL_FLOW, GraphFacts, analyse
-from converter.stages.atc import options as opt
 
 # Output shape depends on the input values, always.
 ALWAYS_DATA_DEPENDENT = frozenset({"NonZero", "NonMaxSuppression", "Unique", "Compress", "StringSplit"})
@@ -25,6 +27,8 @@ ARITHMETIC = frozenset({"Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Pow", 
                         "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin", "CumSum"})
 INT64 = 7
 DEFAULT_DOMAINS = ("", "ai.onnx")
+SEVERITY_ORDER = {"block": 0, "warn": 1, "info": 2}
+Gear = Mapping[str, Sequence[int]]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class LintReport:
     inputs: dict[str, list]
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     note: str | None = None
+    gears: tuple[dict[str, list[int]], ...] = ()
 
     @property
     def blocking(self) -> list[Finding]:
@@ -66,7 +71,8 @@ class LintReport:
         counts = {s: sum(f.severity == s for f in self.findings) for s in ("block", "warn", "info")}
         return {"passed": bool(self), "model": self.model, "opset": self.opset, "cann_version": self.cann_version,
                 "opset_range": list(self.opset_range), "nodes": self.nodes, "inputs": self.inputs,
-                "counts": counts, "findings": [f.to_json() for f in self.findings], "note": self.note}
+                "counts": counts, "findings": [f.to_json() for f in self.findings], "note": self.note,
+                "gears": [dict(g) for g in self.gears]}
 
 
 def _name(node) -> str:
@@ -77,7 +83,7 @@ def _dims(shape: list | None) -> str:
     return "?" if shape is None else "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _input_findings(facts: GraphFacts, expected: Mapping[str, Sequence[int]]) -> list[Finding]:
+def _input_findings(facts: GraphFacts, gears: Sequence[Gear]) -> list[Finding]:
     out = []
     graph = facts.model.graph
     inits = {i.name for i in graph.initializer}
@@ -85,20 +91,44 @@ def _input_findings(facts: GraphFacts, expected: Mapping[str, Sequence[int]]) ->
         if vi.name in inits:
             continue
         shape = facts.shapes.get(vi.name)
-        dynamic = [i for i, d in enumerate(shape or []) if d is None] if shape is not None else None
-        if dynamic is None:
+        if shape is None:
             out.append(Finding("dynamic-input", "block", f"input {vi.name} has no declared shape", vi.name))
-        elif dynamic:
-            covered = sorted(expected.get(vi.name, ())) == dynamic
-            out.append(Finding("dynamic-input", "info" if covered else "block",
-                               f"input {vi.name} {_dims(shape)} keeps dynamic axes {dynamic}"
-                               + (" (covered by the om.dynamic gears)" if covered else
-                                  "; 310-class chips need fixed shapes (set inputs[].shape or om.dynamic gears)"),
-                               vi.name))
+            continue
+        if gears and vi.name in gears[0]:
+            out += _gear_shape_findings(vi.name, shape, gears)
+        dynamic = [i for i, d in enumerate(shape) if d is None]
+        if not dynamic:
+            continue
+        filled = bool(gears) and all(len(g.get(vi.name, ())) == len(shape) for g in gears)
+        out.append(Finding("dynamic-input", "info" if filled else "block",
+                           f"input {vi.name} {_dims(shape)} keeps dynamic axes {dynamic}"
+                           + (" (covered by the om.dynamic gears: each gear is linted with its static shapes)"
+                              if filled else
+                              "; 310-class chips need fixed shapes (set inputs[].shape or om.dynamic gears)"),
+                           vi.name))
     return out
 
 
-def _node_findings(facts: GraphFacts, gears: bool) -> list[Finding]:
+def _gear_shape_findings(name: str, shape: list, gears: Sequence[Gear]) -> list[Finding]:
+    """A gear that gives an input another rank, or another value on an axis the ONNX fixes."""
+    for gear in gears:
+        want = list(gear[name])
+        if len(want) != len(shape):
+            return [Finding("gear-shape", "block", f"gear {_gear_label(gear)} gives input {name} rank {len(want)}, "
+                            f"the ONNX input is {_dims(shape)}", name)]
+        fixed = [i for i, (d, w) in enumerate(zip(shape, want)) if d is not None and d != w]
+        if fixed:
+            return [Finding("gear-shape", "block", f"gear {_gear_label(gear)} sets axes {fixed} of input {name}, "
+                            f"which the ONNX fixes ({_dims(shape)}); rebuild the ONNX with the gear axes symbolic",
+                            name)]
+    return []
+
+
+def _gear_label(gear: Gear) -> str:
+    return ";".join(f"{name}:{','.join(str(d) for d in shape)}" for name, shape in gear.items())
+
+
+def _node_findings(facts: GraphFacts) -> list[Finding]:
     out = []
     int64_nodes = []
     graph = facts.model.graph
@@ -150,16 +180,65 @@ def _node_findings(facts: GraphFacts, gears: bool) -> list[Finding]:
                            f"int64 kernels, atc may place them on AI CPU: {', '.join(int64_nodes[:5])}"))
     downstream = [n for n in dynamic if n not in inputs]
     if downstream:
-        out.append(Finding("dynamic-intermediate", "info" if gears else "warn",
-                           f"{len(downstream)} tensor(s) get their shape at run time, e.g. {', '.join(sorted(downstream)[:5])}"
-                           + (" (from the om.dynamic gears)" if gears else "")))
+        out.append(Finding("dynamic-intermediate", "warn", f"{len(downstream)} tensor(s) get their shape at run "
+                           f"time, e.g. {', '.join(sorted(downstream)[:5])}"))
     return out
 
 
-def lint_onnx(path: Path, *, cann_version: str | None = None,
-              expected_dynamic: Mapping[str, Sequence[int]] | None = None) -> LintReport:
+def _concretise(model, gear: Gear):
+    """A copy of the model with the gear's static shape on every symbolic input dim it fills; inferred
+    shapes that were symbolic are dropped so that shape inference recomputes them for this gear."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    graph = copy.graph
+    for vi in graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        shape = gear.get(vi.name)
+        if shape is not None and len(shape) == len(dims):
+            for dim, value in zip(dims, shape):
+                if not (dim.HasField("dim_value") and dim.dim_value > 0):
+                    dim.dim_value = int(value)
+
+    def symbolic(vi) -> bool:
+        t = vi.type.tensor_type
+        return t.HasField("shape") and any(not (d.HasField("dim_value") and d.dim_value > 0) for d in t.shape.dim)
+
+    static_info = [vi for vi in graph.value_info if not symbolic(vi)]
+    del graph.value_info[:]
+    graph.value_info.extend(static_info)
+    for vi in graph.output:
+        if symbolic(vi):
+            vi.type.tensor_type.ClearField("shape")
+    return copy
+
+
+def _gear_findings(model, gears: Sequence[Gear]) -> list[Finding]:
+    """Node findings of every gear's static graph, merged: the worst severity per (rule, node); a finding
+    that only some gears have names them."""
+    merged: dict[tuple, tuple[Finding, list[int]]] = {}
+    for index, gear in enumerate(gears):
+        for finding in _node_findings(analyse(_concretise(model, gear))):
+            key = (finding.rule, finding.node, finding.op_type)
+            kept, seen = merged.get(key, (finding, []))
+            if SEVERITY_ORDER[finding.severity] < SEVERITY_ORDER[kept.severity]:
+                kept = finding
+            merged[key] = (kept, seen + [index])
+    out = []
+    for finding, seen in merged.values():
+        if len(seen) < len(gears):
+            finding = dataclasses.replace(finding, message=finding.message + " (only in gear(s) "
+                                          + ", ".join(f"[{_gear_label(gears[i])}]" for i in seen) + ")")
+        out.append(finding)
+    return out
+
+
+def lint_onnx(path: Path, *, cann_version: str | None = None, gears: Sequence[Gear] | None = None) -> LintReport:
     """Lint one ONNX file against atc (the CANN version's opset range) and a static 310-class build.
-    `expected_dynamic` lists input axes the recipe's gears make dynamic on purpose (reported as info)."""
+    `gears` are the static input shapes of each gear of a gear build (om.dynamic), e.g.
+    `[{"x": [1, 3, 32, 64]}, {"x": [4, 3, 32, 64]}]`: atc compiles every gear as a static graph, so each
+    gear's graph is linted with its shapes and the findings merged; the input axes they fill are info."""
     import onnx
 
     if not Path(path).is_file():
@@ -168,25 +247,40 @@ def lint_onnx(path: Path, *, cann_version: str | None = None,
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - any protobuf decode error means "not an ONNX file"
         raise InputError(f"{path} is not a readable ONNX file: {exc}", hint="pass the .onnx the onnx stage wrote") from None
+    gears = [dict(g) for g in gears or ()]
+    key, findings = _cann_findings(cann_version)
+    (low, high), release = opt.opset_range(cann_version)
     facts = analyse(model)
-    (low, high), known = opt.opset_range(cann_version)
-    findings: list[Finding] = []
     domains = [o.domain for o in model.opset_import if o.domain in DEFAULT_DOMAINS]
     if len(domains) > 1:
         findings.append(Finding("opset-import", "block", "the model declares the ai.onnx opset more than once "
                                 "(atc E16005)"))
     if not low <= facts.opset <= high:
         findings.append(Finding("opset-range", "block", f"ai.onnx opset {facts.opset} is outside {low}..{high}, what "
-                                f"CANN {opt.cann_key(cann_version)} atc parses"))
-    if not known:
-        findings.append(Finding("cann-version", "warn", f"CANN {cann_version} is not in npuconv's table; opset "
-                                f"checked against CANN {opt.DEFAULT_CANN}"))
-    findings += _input_findings(facts, expected_dynamic or {})
-    findings += _node_findings(facts, gears=bool(expected_dynamic))
+                                f"CANN {release} atc parses"))
+    findings += _input_findings(facts, gears)
+    findings += _gear_findings(model, gears) if gears else _node_findings(facts)
     inits = {i.name for i in model.graph.initializer}
     inputs = {vi.name: [d if d is not None else "?" for d in (facts.shapes.get(vi.name) or [])]
               for vi in model.graph.input if vi.name not in inits}
-    order = {"block": 0, "warn": 1, "info": 2}
-    findings.sort(key=lambda f: order[f.severity])
-    return LintReport(model=str(path), opset=facts.opset, cann_version=opt.cann_key(cann_version),
-                      opset_range=(low, high), nodes=len(model.graph.node), inputs=inputs, findings=tuple(findings))
+    findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
+    return LintReport(model=str(path), opset=facts.opset, cann_version=key, opset_range=(low, high),
+                      nodes=len(model.graph.node), inputs=inputs, findings=tuple(findings),
+                      gears=tuple({k: list(v) for k, v in g.items()} for g in gears))
+
+
+def _cann_findings(cann_version: str | None) -> tuple[str, list[Finding]]:
+    """The CANN release key and a warning when the version is not in the table (its nearest lower release
+    is used); an InputError for a version that is not one or is older than every known release."""
+    if cann_version is not None and not re.match(r"^\d+\.\d+", cann_version):
+        raise InputError(f"--cann-version {cann_version!r} is not a CANN version",
+                         hint="write major.minor[.patch], e.g. 8.0 or 8.0.RC2")
+    key = opt.cann_key(cann_version)
+    release = opt.cann_release(cann_version)
+    if release is None:
+        raise InputError(f"CANN {cann_version} is older than every CANN release npuconv knows "
+                         f"({', '.join(opt.known_canns())})", hint="lint against the CANN the build server runs")
+    if release == key:
+        return key, []
+    return key, [Finding("cann-version", "warn", f"CANN {cann_version} is not in npuconv's table; the opset is "
+                         f"checked against the nearest lower known release, CANN {release}")]

@@ -1,5 +1,5 @@
 """Load a recipe: YAML with line numbers, ${ENV} expansion, `--set` overrides, errors that name the file,
-the line, the key path and the allowed values."""
+the line, the key path and the allowed values (or the `--set` that put the value there)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from converter.errors import RecipeError
 from converter.recipe.model import Recipe
+from converter.recipe.overrides import Override, apply_override, parse_override
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 Loc = tuple[Any, ...]
@@ -27,8 +28,9 @@ def load_recipe(
     model_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
 ) -> Recipe:
-    """Read and validate a recipe. `overrides` are `key.path=value` strings (`--set`); `model_dir` and
-    `output_dir` are CLI paths (relative to the working directory) that replace the recipe's."""
+    """Read and validate a recipe. `overrides` are `key.path=value` strings (`--set`, typed by the field
+    they set; their paths are relative to the working directory, and errors in them name the `--set`);
+    `model_dir` and `output_dir` are CLI paths (relative to the working directory) that replace the recipe's."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}", hint="pass the path of a YAML recipe, e.g. recipes/ppocrv4_rec.yaml")
@@ -45,13 +47,17 @@ def load_recipe(
         raise RecipeError(f"{path}: a recipe must be a YAML mapping with at least name, source and inputs",
                           hint="see recipes/ppocrv4_rec.yaml for a complete example")
     lines = _line_numbers(node)
+    cli: dict[Loc, Override] = {}
     for item in overrides:
-        _apply_override(data, item, path)
-    data = _expand_env(data, (), path, lines)
+        override = parse_override(item)
+        loc = apply_override(data, override, path)
+        cli = {k: v for k, v in cli.items() if k[:len(loc)] != loc}  # a later --set replaces what it covers
+        cli[loc] = override
+    data = _expand_env(data, (), path, lines, frozenset(cli))
     try:
         recipe = Recipe.model_validate(data, context={"base_dir": path.parent.resolve()})
     except ValidationError as exc:
-        raise _recipe_error(exc, data, path, lines) from None
+        raise _recipe_error(exc, data, path, lines, cli) from None
     update: dict[str, Any] = {}
     if output_dir is not None:
         update["output_dir"] = Path(output_dir).resolve()
@@ -80,38 +86,13 @@ def _line_numbers(node: yaml.Node | None, prefix: Loc = ()) -> dict[Loc, int]:
     return out
 
 
-def _apply_override(data: dict, item: str, path: Path) -> None:
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise RecipeError(f"--set {item!r}: expected KEY.PATH=VALUE", hint="e.g. --set onnx.opset=13")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
-    parts = key.strip().split(".")
-    node: Any = data
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} has no item {part}",
-                                  hint=f"{path} lists {len(node)} item(s); index them from 0")
-            part = int(part)
-        elif not isinstance(node, dict):
-            raise RecipeError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping", hint="override a leaf key")
-        if last:
-            node[part] = value
-        else:
-            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
-                node[part] = {}
-            node = node[part]
-
-
-def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
+def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int], cli: frozenset[Loc]) -> Any:
+    if loc in cli:  # a --set value is taken as given: the shell has expanded its variables already
+        return value
     if isinstance(value, dict):
-        return {k: _expand_env(v, loc + (k,), path, lines) for k, v in value.items()}
+        return {k: _expand_env(v, loc + (k,), path, lines, cli) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v, loc + (i,), path, lines) for i, v in enumerate(value)]
+        return [_expand_env(v, loc + (i,), path, lines, cli) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -127,7 +108,8 @@ def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int]) -> Any:
     return _ENV.sub(substitute, value)
 
 
-def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc, int]) -> RecipeError:
+def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc, int],
+                  cli: dict[Loc, Override]) -> RecipeError:
     messages = []
     errors = exc.errors(include_url=False)
     # A value that fits one branch of a union (`om: {...}` or `om: [...]`) also fails the other branch with
@@ -137,7 +119,7 @@ def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc,
         errors = [e for e in errors if e not in losing]
     for err in errors:
         loc = _data_loc(data, err["loc"])
-        where = _where(path, lines, loc)
+        where = _where(path, lines, loc, cli)
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(err["loc"][:-1])
             unknown = str(err["loc"][-1])
@@ -203,7 +185,11 @@ def _allowed_keys(loc: Loc) -> list[str]:
     return keys
 
 
-def _where(path: Path, lines: dict[Loc, int], loc: Loc) -> str:
+def _where(path: Path, lines: dict[Loc, int], loc: Loc, cli: dict[Loc, Override] | None = None) -> str:
+    """`--set KEY=VALUE` when a --set put the value at `loc` (or above it), else `file:line`."""
+    for end in range(len(loc), 0, -1):
+        if cli and loc[:end] in cli:
+            return f"--set {cli[loc[:end]].text}"
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return f"{path}:{lines[loc[:end]]}"

@@ -61,6 +61,9 @@ class OmConfig(Section):
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="name of this build when `om` is a list"
     )
     soc_version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Ascend + the chip name `npu-smi info` prints, e.g. Ascend310P3")
+    allow_unknown_soc: bool = Field(
+        False, description="let a soc_version npuconv's table does not list through (a chip newer than the table), with a warning"
+    )
     precision_mode_v2: PrecisionModeV2 | None = Field(None, description="atc default when unset: fp16")
     precision_mode: PrecisionMode | None = Field(None, description="legacy; mutually exclusive with precision_mode_v2")
     input_format: Literal["NCHW", "ND", "NCDHW"] = "NCHW"

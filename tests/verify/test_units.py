@@ -103,10 +103,10 @@ def test_npz_npy_inputs_and_their_errors(tmp_path):
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("name: m\nsource: {format: onnx, path: m.onnx}\ninputs: [{name: x, shape: [1, 3, 4, 4]}]\n")
     for name in ("one.npy", "two.npz"):
-        (sample,) = load_samples(load_recipe(recipe_file, [f"verify.data={name}"]))
+        (sample,) = load_samples(load_recipe(recipe_file, [f"verify.data={tmp_path / name}"]))  # CLI path: cwd-relative
         assert np.array_equal(sample.feed["x"], x)
     with pytest.raises(InputError, match="no array named 'x'"):
-        load_samples(load_recipe(recipe_file, ["verify.data=bad.npz"]))
+        load_samples(load_recipe(recipe_file, [f"verify.data={tmp_path / 'bad.npz'}"]))
     random = load_samples(load_recipe(recipe_file, ["verify.samples=3", "verify.seed=5"]))
     assert [s.label for s in random] == ["seed 5", "seed 6", "seed 7"]
 

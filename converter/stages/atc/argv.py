@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from converter import ascend as opt
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig
-from converter.stages.atc import options as opt
 from converter.stages.atc.validate import DynamicPlan, render_value
 
 

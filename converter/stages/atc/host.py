@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from converter.stages.atc import options as opt
+from converter import ascend as opt
 from converter.stages.atc.run import cann_version, find_atc, toolkit_home
 
 # A chip row of `npu-smi info`: "| 0     310P3               | OK            | NA  42  0 / 0 |"
@@ -67,3 +67,12 @@ def probe_atc(env: Mapping[str, str] | None = None) -> dict:
         return {"found": False, "path": None, "home": None, "found_via": None, "cann_version": None}
     home = toolkit_home(tool, env)
     return {"found": True, **tool.to_json(), "home": str(home) if home else None, "cann_version": cann_version(home)}
+
+
+def cann_mismatch(wanted: str | None, installed: str | None) -> str | None:
+    """Why the recipe's om.cann_version and the installed CANN disagree (compared at the precision the
+    recipe gives: `8.0` matches an installed `8.0.RC2`); None when they agree or either is unknown."""
+    if wanted is None or installed is None or opt.cann_matches(wanted, installed):
+        return None
+    return (f"om.cann_version is {wanted} but the installed CANN is {installed}: the opset range and option "
+            "checks were made for the recipe's version, atc here is another one")

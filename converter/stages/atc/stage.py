@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from converter import ascend as opt
 from converter.artifacts import Artifact, file_digest
 from converter.errors import RecipeError, StageFailed
 from converter.pipeline.stage import Progress, Stage, StageOutput
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig, select_variant
-from converter.stages.atc import options as opt
 from converter.stages.atc.argv import AtcPaths, build_argv, input_shape_arg
 from converter.stages.atc.errors import parse_log
 from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files
+from converter.stages.atc.host import cann_mismatch
 from converter.stages.atc.run import AtcFailed, atc_env, cann_version_of, require_atc, run_logged
 from converter.stages.atc.validate import DynamicPlan, check_against_onnx, check_config, check_variants
 from converter.verify.tolerance import precision_of
@@ -198,6 +199,9 @@ class OmStage(Stage):
         warnings = list(plan.warnings)
         if version is None:
             warnings.append(UNKNOWN_CANN_WARNING.format(atc=tool.path))
+        mismatch = cann_mismatch(section.cfg.cann_version, version)
+        if mismatch:
+            warnings.append(mismatch)
         files: dict[str, str] = {}
         seconds = 0.0
         section.log.unlink(missing_ok=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from converter import ascend as opt
 from converter.errors import RecipeError
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig
-from converter.stages.atc import options as opt
 
 DEFAULT_PRECISION_WARNING = (
     "om: no precision chosen: atc will compile this fp32 model in FP16 (its default precision_mode_v2=fp16); "
@@ -23,11 +23,13 @@ def rule_error(rule: str, message: str, hint: str) -> RecipeError:
 
 @dataclass(frozen=True)
 class DynamicPlan:
-    """The gear option atc gets (None for a static build) and the input axes it makes `-1`."""
+    """The gear option atc gets (None for a static build), the input axes it makes `-1`, and each gear as
+    the static input shapes atc compiles it with (`{input: shape}` per gear, in gear order)."""
 
     option: str | None = None
     value: str = ""
     axes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    gears: tuple[dict[str, tuple[int, ...]], ...] = ()
 
 
 def check_config(recipe: Recipe, cfg: OmConfig) -> tuple[list[str], DynamicPlan]:
@@ -36,7 +38,7 @@ def check_config(recipe: Recipe, cfg: OmConfig) -> tuple[list[str], DynamicPlan]
     warnings += _check_soc(cfg)
     warnings += _check_precision(cfg)
     _check_implmode(cfg)
-    _check_cann(cfg)
+    warnings += _check_cann(cfg)
     dynamic = _check_dynamic(recipe, cfg)
     _check_aipp(recipe, cfg)
     _check_extra_args(cfg)
@@ -73,13 +75,12 @@ def check_against_onnx(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, inpu
         if symbolic != tuple(sorted(axes)):
             raise rule_error("dynamic-onnx-dims", f"input {name} of the ONNX has dynamic axes {list(symbolic)}, "
                              f"the gears need exactly {sorted(axes)}", "rebuild the ONNX with --force")
-    (low, high), known = opt.opset_range(cfg.cann_version)
-    if not known:
-        warnings.append(f"om.cann_version {cfg.cann_version!r} is not in npuconv's table; "
-                        f"checking the opset against CANN {opt.DEFAULT_CANN} ({low}..{high})")
+    (low, high), release = opt.opset_range(cfg.cann_version)
     if not low <= opset <= high:
-        raise rule_error("opset-range", f"the ONNX has ai.onnx opset {opset}, CANN {opt.cann_key(cfg.cann_version)} "
-                         f"atc parses opset {low}..{high}",
+        key = opt.cann_key(cfg.cann_version)
+        raise rule_error("opset-range", f"the ONNX has ai.onnx opset {opset}, CANN {release or key} atc parses opset "
+                         f"{low}..{high}" + ("" if release == key else f" (om.cann_version {cfg.cann_version} checked "
+                                                                       f"as CANN {release})"),
                          f"set onnx.opset within {low}..{high} (and check the card's opset_written)")
     unknown = [n for n in cfg.keep_dtype if not n.startswith("OpType::") and n not in node_names]
     if unknown:
@@ -89,13 +90,20 @@ def check_against_onnx(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, inpu
 
 
 def _check_soc(cfg: OmConfig) -> list[str]:
-    family = opt.soc_family(cfg.soc_version)
-    if opt.is_known_soc(cfg.soc_version):
+    soc = cfg.soc_version
+    if opt.is_known_soc(soc):
         return []
-    if family is not None:
-        return [f"om.soc_version {cfg.soc_version!r} is not in npuconv's list but looks like an Ascend {family} chip"]
-    return [f"om.soc_version {cfg.soc_version!r} is not a SoC npuconv knows ({', '.join(opt.known_socs()[:6])}, ...); "
-            "atc will reject it unless your CANN supports it — `npu-smi info` prints the chip name"]
+    family = opt.soc_family(soc)
+    looks = f"; it looks like an Ascend {family} chip" if family else ""
+    if cfg.allow_unknown_soc:
+        return [f"om.soc_version {soc!r} is not in npuconv's SoC table (let through by om.allow_unknown_soc){looks}; "
+                "atc will refuse it if your CANN does not know the chip"]
+    close = opt.closest_socs(soc)
+    known = close or opt.known_socs()
+    raise rule_error("soc-version", f"om.soc_version {soc!r} is not a SoC npuconv knows; "
+                     + (f"closest known: {', '.join(close)}" if close else f"known: {', '.join(known)}"),
+                     "use `Ascend` + the Name `npu-smi info` prints (e.g. Ascend310P3); for a chip newer than "
+                     "npuconv's table set om.allow_unknown_soc: true")
 
 
 def _check_precision(cfg: OmConfig) -> list[str]:
@@ -130,14 +138,24 @@ def _check_implmode(cfg: OmConfig) -> None:
                          f"(got {cfg.op_select_implmode})", "set op_select_implmode: high_precision")
 
 
-def _check_cann(cfg: OmConfig) -> None:
+def _check_cann(cfg: OmConfig) -> list[str]:
     if cfg.cann_version is None:
-        return
+        return []
     key = opt.cann_key(cfg.cann_version)
+    release = opt.cann_release(cfg.cann_version)
+    if release is None:
+        raise rule_error("cann-version", f"om.cann_version {cfg.cann_version!r} is older than every CANN release "
+                         f"npuconv knows ({', '.join(opt.known_canns())})",
+                         "set om.cann_version to the CANN the build server runs (`npuconv doctor` prints it)")
     for option, since in opt.OPTION_SINCE.items():
         if getattr(cfg, option, None) is not None and opt.version_tuple(key) < opt.version_tuple(since):
             raise rule_error("cann-option", f"--{option} needs CANN {since} or newer, om.cann_version is {cfg.cann_version}",
                              "use the legacy precision_mode on this CANN, or raise om.cann_version")
+    if release != key:
+        low, high = opt.OPSET_RANGES[release]
+        return [f"om.cann_version {cfg.cann_version!r} is not in npuconv's table; using the nearest lower "
+                f"known release, CANN {release} (opset {low}..{high})"]
+    return []
 
 
 def _gears(profiles: list[tuple[int, ...]], what: str) -> None:
@@ -172,8 +190,9 @@ def _check_dynamic(recipe: Recipe, cfg: OmConfig) -> DynamicPlan:
     if chosen[0] == "batch":
         profiles = [(v,) for v in dyn.batch or []]
         _gears(profiles, "om.dynamic.batch")
-        return DynamicPlan("dynamic_batch_size", ",".join(str(v) for v in dyn.batch or []),
-                           {name: (0,) for name in shapes})
+        axes = {name: (0,) for name in shapes}
+        return DynamicPlan("dynamic_batch_size", ",".join(str(v) for v in dyn.batch or []), axes,
+                           opt.gear_shapes(shapes, axes, profiles))
     if chosen[0] == "image_size":
         if cfg.input_format != "NCHW":
             raise rule_error("dynamic-image-size-format", f"dynamic image_size needs input_format NCHW, not {cfg.input_format}",
@@ -188,7 +207,8 @@ def _check_dynamic(recipe: Recipe, cfg: OmConfig) -> DynamicPlan:
         if not axes:
             raise rule_error("dynamic-axes", "dynamic image_size needs a 4-D NCHW input; the recipe has none",
                              "use dynamic.dims with explicit axes")
-        return DynamicPlan("dynamic_image_size", ";".join(f"{h},{w}" for h, w in profiles), axes)
+        return DynamicPlan("dynamic_image_size", ";".join(f"{h},{w}" for h, w in profiles), axes,
+                           opt.gear_shapes(shapes, axes, profiles))
     if cfg.input_format != "ND":
         raise rule_error("dynamic-dims-needs-nd", f"--dynamic_dims needs input_format ND, not {cfg.input_format}",
                          "set om.input_format: ND")
@@ -215,7 +235,8 @@ def _check_dynamic(recipe: Recipe, cfg: OmConfig) -> DynamicPlan:
         raise rule_error("dynamic-profile-length", f"om.dynamic.dims profiles need {count} value(s) (one per axis in "
                          f"om.dynamic.axes), got {wrong} (E10037)", "one value per dynamic axis, in axes order")
     _gears(profiles, "om.dynamic.dims")
-    return DynamicPlan("dynamic_dims", ";".join(",".join(str(v) for v in p) for p in profiles), axes)
+    return DynamicPlan("dynamic_dims", ";".join(",".join(str(v) for v in p) for p in profiles), axes,
+                       opt.gear_shapes(shapes, axes, profiles, spread=True))
 
 
 def _check_aipp(recipe: Recipe, cfg: OmConfig) -> None:

@@ -1,5 +1,7 @@
-"""Facts about atc, one fact in one place: SoC names and their capabilities, precision-mode classes,
-gear limits, the ONNX opset range per CANN version, and the atc options `extra_args` may set.
+"""Ascend facts, one fact in one place: SoC names and their capabilities, precision-mode classes, gear
+limits and how atc fills a gear profile into the input shapes, the ONNX opset range per CANN version, and
+the atc options `extra_args` may set. Base layer: pure data and lookups, no recipe types; the om stage
+and lint read it, recipe code may.
 
 Sources: CANN Graph Engine `api/atc/main_impl.cc` and `compiler/api/aclgrph/option_utils.cc`; the
 hiascend.com ATC parameter pages (precision_mode/_v2, keep_dtype, modify_mixlist, dynamic gears); the
@@ -7,6 +9,7 @@ hiascend.com ATC parameter pages (precision_mode/_v2, keep_dtype, modify_mixlist
 
 from __future__ import annotations
 
+import difflib
 import re
 
 FRAMEWORK_ONNX = "5"
@@ -17,8 +20,9 @@ FAILURE_MARKER = "ATC run failed"
 MIN_GEARS = 2
 MAX_GEARS = 100
 
-# SoC families. Exact names seen in CANN sources and docs; a name that only matches a family pattern is
-# accepted with a warning, an unknown name is accepted with a louder one (atc is the final judge).
+# SoC families. Exact names seen in CANN sources and docs. A name not listed here is refused (closest known
+# names suggested) unless om.allow_unknown_soc lets a chip newer than this table through; the family
+# patterns then still give its capabilities (bf16, hif8, static-only).
 SOC_FAMILIES: dict[str, tuple[str, ...]] = {
     "310": ("Ascend310",),
     "310P": ("Ascend310P1", "Ascend310P3", "Ascend310P5", "Ascend310P7"),
@@ -120,6 +124,34 @@ def known_socs() -> list[str]:
     return [name for names in SOC_FAMILIES.values() for name in names]
 
 
+def gear_shapes(shapes: dict[str, list[int]], axes: dict[str, tuple[int, ...]], profiles: list[tuple[int, ...]],
+                *, spread: bool = False) -> tuple[dict[str, tuple[int, ...]], ...]:
+    """Each gear as the static input shapes atc compiles it with. Batch and image_size profiles apply whole
+    to every input they concern; a dims profile (`spread`) fills the `-1`s of --input_shape in order:
+    inputs in recipe order, each input's dynamic axes ascending."""
+    gears = []
+    for profile in profiles:
+        values = iter(profile)
+        gear = {}
+        for name, shape in shapes.items():
+            if not spread:
+                values = iter(profile)
+            dims = list(shape)
+            for axis in sorted(axes.get(name, ())):
+                dims[axis] = next(values)
+            gear[name] = tuple(dims)
+        gears.append(gear)
+    return tuple(gears)
+
+
+def closest_socs(soc: str, limit: int = 5) -> list[str]:
+    """The known SoC names closest to `soc` (a typo, a missing suffix), in table order; [] when none is close."""
+    known = known_socs()
+    lower = {name.lower(): name for name in known}
+    close = {lower[m] for m in difflib.get_close_matches(soc.lower(), list(lower), n=limit, cutoff=0.75)}
+    return [name for name in known if name in close]
+
+
 def cann_key(version: str | None) -> str:
     """`8.0.RC2` -> `8.0`; None -> the default CANN release."""
     if not version:
@@ -128,12 +160,35 @@ def cann_key(version: str | None) -> str:
     return f"{match.group(1)}.{match.group(2)}" if match else version
 
 
-def opset_range(cann_version: str | None) -> tuple[tuple[int, int], bool]:
-    """(min, max) ai.onnx opset atc parses for this CANN version, and whether the version is known."""
-    key = cann_key(cann_version)
+def known_canns() -> list[str]:
+    """The CANN releases (major.minor) in the opset table, oldest first."""
+    return sorted(OPSET_RANGES, key=version_tuple)
+
+
+def cann_release(version: str | None) -> str | None:
+    """The table release that stands for `version`: itself when listed, else the nearest lower one
+    (`6.3.RC1` -> `6.0`); None when the version is older than every known release. None -> the default."""
+    key = cann_key(version)
     if key in OPSET_RANGES:
-        return OPSET_RANGES[key], True
-    return OPSET_RANGES[DEFAULT_CANN], False
+        return key
+    wanted = version_tuple(key)
+    lower = [k for k in known_canns() if version_tuple(k) <= wanted]
+    return lower[-1] if lower else None
+
+
+def opset_range(cann_version: str | None) -> tuple[tuple[int, int], str | None]:
+    """(min, max) ai.onnx opset atc parses for this CANN version, and the table release that range comes
+    from (None when the version is older than every known release; the range is then the oldest one's)."""
+    release = cann_release(cann_version)
+    return OPSET_RANGES[release or known_canns()[0]], release
+
+
+def cann_matches(wanted: str, installed: str) -> bool:
+    """True when the installed CANN version is `wanted` at the precision `wanted` gives: `8.0` matches
+    `8.0.RC2`, `8.0.RC2` does not match `8.0.RC3` (case-insensitive, part by part)."""
+    want = [p.lower() for p in wanted.split(".")]
+    have = [p.lower() for p in installed.split(".")]
+    return have[:len(want)] == want
 
 
 def version_tuple(key: str) -> tuple[int, ...]:
