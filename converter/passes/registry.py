@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from converter.passes.base import ModelSet, Pass, op_delta
-from converter.passes.names import ONNX_CHAIN
+from converter.recipe.passes import ONNX_CHAIN
 
 _PASSES: dict[str, type[Pass]] = {}
 # module of each registered pass (imported on first use: onnx and onnxsim stay unimported until then)

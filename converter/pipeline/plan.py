@@ -13,7 +13,7 @@ from pathlib import Path
 
 from converter.artifacts import Artifact
 from converter.pipeline.runner import Warn, run_stage
-from converter.pipeline.stage import Progress, StageRun, quiet
+from converter.stage import Progress, StageRun, quiet
 from converter.recipe.model import Recipe
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from converter.pipeline.stage import Stage
+from converter.stage import Stage
 
 _STAGES = {
     "export": "converter.stages.export:ExportStage",

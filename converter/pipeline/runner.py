@@ -16,7 +16,7 @@ from pathlib import Path
 
 from converter.artifacts import RECORD, Artifact, apply_umask, content_key, copy_atomic, file_digest, write_json_atomic
 from converter.errors import InputError
-from converter.pipeline.stage import Progress, StageRun, quiet
+from converter.stage import Progress, StageRun, quiet
 
 Warn = Callable[[str], None]
 

@@ -11,7 +11,7 @@ from converter.recipe.base import RecipePath, Section
 from converter.recipe.bench import BenchConfig
 from converter.recipe.om import OmConfig
 from converter.recipe.verify import VerifyConfig
-from converter.passes.names import SWITCHABLE
+from converter.recipe.passes import SWITCHABLE
 from converter.versions import P2O_MAX_OPSET, P2O_MIN_OPSET
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

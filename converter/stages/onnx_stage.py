@@ -23,7 +23,7 @@ from typing import Any
 from converter.artifacts import Artifact, atomic_path, copy_atomic, file_digest
 from converter.errors import InputError, StageFailed
 from converter.passes.base import ModelSet
-from converter.pipeline.stage import Progress, Stage, StageOutput
+from converter.stage import Progress, Stage, StageOutput
 from converter.recipe.model import InputSpec, OnnxConfig, OnnxSource, PaddleSource
 from converter.stages.checks import load_checked
 from converter.stages.onnx_parity import chain_parity, run_models, source_parity

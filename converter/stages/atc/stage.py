@@ -22,7 +22,7 @@ from typing import Any
 from converter import ascend as opt
 from converter.artifacts import Artifact, file_digest
 from converter.errors import RecipeError, StageFailed
-from converter.pipeline.stage import Progress, Stage, StageOutput
+from converter.stage import Progress, Stage, StageOutput
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig, select_variant
 from converter.stages.atc.argv import AtcPaths, build_argv, input_shape_arg

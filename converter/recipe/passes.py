@@ -1,4 +1,4 @@
-"""The onnx stage's pass chain, in order: one list that the recipe (which passes may be switched off),
+"""The onnx stage's pass chain, in order: the one list that the recipe (which passes may be switched off),
 the registry and the docs all read."""
 
 ONNX_CHAIN = (
