@@ -78,6 +78,26 @@ def om_runs(recipe: Recipe, variant: str | None = None) -> list[StageRun]:
     return runs
 
 
+def reference_runs(recipe: Recipe, variant: str | None = None, *, for_om: bool = False,
+                   samples: int | None = None) -> list[StageRun]:
+    """export? -> onnx -> reference: the verification samples and ONNX Runtime's outputs on them. For an
+    OM (`for_om`), on the ONNX the variant's OM is built from, keeping raw images when it has AIPP."""
+    from converter.pipeline.registry import stage
+    from converter.recipe.om import select_variant
+    from converter.stages.reference import ReferenceSection
+
+    raw_images = None
+    if for_om:
+        runs = om_runs(recipe, variant)[:-1]
+        aipp = select_variant(recipe.om, variant).aipp
+        raw_images = aipp.source_order if aipp is not None else None
+    else:
+        runs = onnx_runs(recipe)
+    runs.append(StageRun("reference", stage("reference"), ReferenceSection(recipe, samples, raw_images),
+                         upstream={"onnx": runs[-1].label}))
+    return runs
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One executed run: its artifact and, for a stage with a check, the judged report."""

@@ -10,6 +10,7 @@ _STAGES = {
     "export": "converter.stages.export:ExportStage",
     "onnx": "converter.stages.onnx_stage:OnnxStage",
     "om": "converter.stages.atc.stage:OmStage",
+    "reference": "converter.stages.reference:ReferenceStage",
 }
 _INSTANCES: dict[str, Stage] = {}
 

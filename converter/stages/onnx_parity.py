@@ -17,10 +17,9 @@ def run_models(models: ModelSet, feed: Mapping[str, np.ndarray]) -> dict[str, np
     """Outputs of a model set on ONNX Runtime CPU (through the host loop for a split model)."""
     if models.loop is None:
         return run_ort(models.model.SerializeToString(), dict(feed))
-    from converter.runners.hostloop import HostLoopRunner
+    from converter.runners.graphs import graph_runner
 
-    graphs = {role: m.SerializeToString() for role, m in models.graphs.items()}
-    with HostLoopRunner(graphs, dict(models.loop)) as runner:
+    with graph_runner({role: m.SerializeToString() for role, m in models.graphs.items()}, models.loop) as runner:
         return runner.infer(dict(feed))
 
 

@@ -72,10 +72,8 @@ def test_success_log_has_no_errors():
     assert not parse_log("ATC start working now, please wait for a moment.\nATC run success, welcome to the next use.\n")
 
 
-def test_code_table_is_complete():
-    assert len(ERROR_CODES) >= 20
-    for code, (meaning, fix) in ERROR_CODES.items():
-        assert code[0] == "E" and len(code) == 6, code
-        assert meaning and fix, code
+def test_codes_atc_prints_most_are_translated():
+    # the codes of the CANN error catalogue users meet most (shared/reference/atc.md section 3)
     for needed in ("E10001", "E10009", "E10016", "E10056", "E19010", "EZ3002", "EZ3003", "E16005", "E20001"):
-        assert needed in ERROR_CODES
+        [error] = parse_log(f"{needed}: something went wrong\n").errors
+        assert error.meaning != "an atc error npuconv has no explanation for", needed
