@@ -23,6 +23,14 @@ def load(recipe: Path, overrides: list[str] | None, model_dir: Path | None = Non
     """Load and validate the recipe with the CLI's overrides applied."""
     from converter.recipe.loader import load_recipe
 
+    if recipe.is_dir():
+        import errno
+        import os
+
+        from converter.errors import RecipeError
+
+        raise RecipeError(f"cannot read recipe {recipe}: {os.strerror(errno.EISDIR)}",
+                          hint="pass the path of a YAML recipe file, e.g. recipes/ppocrv4_rec.yaml")
     return load_recipe(recipe, overrides or (), model_dir=model_dir, output_dir=output_dir)
 KeepGoingOpt = Annotated[bool, typer.Option(
     "--keep-going", help="Go on to the next stage even when a stage's own check (parity) failed.")]

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from converter import process
 from converter.errors import StageFailed
 from converter.stages.paddle_worker import EXPORTED, REFERENCE
 
@@ -28,11 +29,11 @@ class _Worker:
         job_path.write_text(json.dumps(job))
         self.log_path = workdir / f"{mode}.log"
         self._log = self.log_path.open("w")
-        self._proc = subprocess.Popen(
+        self._proc = process.start(
             [sys.executable, "-m", "converter.stages.paddle_worker", str(job_path)],
             stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, text=True,
         )
-        self._timer = threading.Timer(timeout_s, self._proc.kill)
+        self._timer = threading.Timer(timeout_s, process.stop, (self._proc,), {"grace": 0})
         self._timer.daemon = True
         self._timer.start()
 
@@ -44,7 +45,7 @@ class _Worker:
             if line.strip() == marker:
                 return
             self._log.write(line)  # paddle2onnx's C++ side reports errors on stdout
-        rc = self._proc.wait()
+        rc = process.wait(self._proc)
         tail = self.log_tail()
         self.close()
         how = _SIGNALS.get(rc, f"exit code {rc}")
@@ -67,9 +68,7 @@ class _Worker:
     def close(self) -> None:
         """Stop the worker (if still running) and release its log."""
         self._timer.cancel()
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        process.stop(self._proc)
         if self._proc.stdout:
             self._proc.stdout.close()
         self._log.close()

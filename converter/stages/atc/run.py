@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from converter import process
 from converter.errors import StageFailed, ToolNotFound
 from converter.stages.atc.errors import AtcDiagnosis
 
@@ -141,17 +142,22 @@ def run_logged(argv: list[str], log_path: Path, env: Mapping[str, str],
     start = time.perf_counter()
     lines: list[str] = []
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(env),
-                                text=True, errors="replace", bufsize=1)
+        proc = process.start(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(env),
+                             text=True, errors="replace", bufsize=1)
     except OSError as exc:
         raise ToolNotFound(f"cannot start {argv[0]}: {exc.strerror}", hint=ATC_ABSENT_HINT) from None
-    with log_path.open("a" if append else "w", encoding="utf-8") as log:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            lines.append(line)
-            if on_line and line.strip():
-                on_line(line.strip()[:120])
-    rc = proc.wait()
+    try:
+        with log_path.open("a" if append else "w", encoding="utf-8") as log:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                lines.append(line)
+                if on_line and line.strip():
+                    on_line(line.strip()[:120])
+        rc = process.wait(proc)
+    finally:
+        process.stop(proc)  # atc (and all it started) never outlives a failure here
+        if proc.stdout is not None:
+            proc.stdout.close()
     return rc, "".join(lines), time.perf_counter() - start
