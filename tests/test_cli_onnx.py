@@ -71,7 +71,7 @@ def test_bad_input_gives_error_and_hint(case, paddle_models, make_recipe, run_cl
         recipe, expect = make_recipe("crnn", tmp_path / "no_such_dir"), "source.model_dir does not exist"
     elif case == "wrong_input_name":
         recipe = make_recipe("crnn", model, inputs=[{"name": "image", "shape": [1, 3, 32, 64]}])
-        expect = "the recipe names input 'image', but the model has: x[-1, 3, 32, -1]"
+        expect = "the recipe names input 'image', but the model (inference.json) has: x[-1, 3, 32, -1] float32"
     elif case == "wrong_rank":
         recipe = make_recipe("crnn", model, inputs=[{"name": "x", "shape": [3, 32, 64]}])
         expect = "input 'x': the recipe gives rank 3 [3, 32, 64], the model has rank 4"

@@ -203,7 +203,7 @@ class TestCache:
         assert [code for code, _ in results] == [0, 0]
         assert sorted(data["cached"] for _, data in results) == [False, True]  # one built, one waited and reused
         entries = [p for p in (fresh_cache / "onnx").iterdir() if not p.name.startswith(".") and p.is_dir()]
-        assert len(entries) == 1 and not any((fresh_cache / "onnx" / ".tmp").iterdir())
+        assert len(entries) == 1 and not any((fresh_cache / "onnx" / ".scratch").iterdir())
 
     @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
     def test_artifacts_get_the_umask_permissions(self, fresh_cache, model_copy, make_recipe, tmp_path, umask, mode):

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from converter.artifacts import RECORD, Artifact, apply_umask, content_key, copy_atomic, file_digest, write_json_atomic
-from converter.errors import InputError
 from converter.stage import Progress, StageRun, quiet
 
 Warn = Callable[[str], None]
@@ -42,14 +41,6 @@ def stage_key(run: StageRun, upstream: Mapping[str, Artifact]) -> str:
         "upstream": {name: {"key": a.key, "digests": dict(a.digests)} for name, a in sorted(upstream.items())},
         "extra": dict(stage.key_payload(run.section, upstream)),
     })
-
-
-def _mkdir(path: Path, what: str) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create {what} {path}: {exc.strerror or exc}",
-                         hint="choose a writable directory (NPUCONV_CACHE for the cache, -o for outputs)") from None
 
 
 def _lock(path: Path):
@@ -94,7 +85,7 @@ def run_stage(run: StageRun, upstream: Mapping[str, Artifact], *, force: bool = 
     stage.check(run.section, upstream)
     key = stage_key(run, upstream)
     base = cache_root() / stage.name
-    _mkdir(base / ".tmp", "cache directory")
+    (base / ".scratch").mkdir(parents=True, exist_ok=True)  # an unusable cache is bad input (cli: path_error)
     entry = base / key
     lock = _lock(base / f"{key}.lock")
     try:
@@ -113,7 +104,7 @@ def run_stage(run: StageRun, upstream: Mapping[str, Artifact], *, force: bool = 
 
 def _build(run: StageRun, upstream: Mapping[str, Artifact], key: str, entry: Path, progress: Progress) -> Artifact:
     stage = run.stage
-    scratch = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=entry.parent / ".tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=entry.parent / ".scratch"))
     try:
         started = time.perf_counter()
         out = stage.run(run.section, upstream, scratch, progress)
@@ -156,11 +147,6 @@ def _publish(run: StageRun, artifact: Artifact) -> Artifact:
 
 
 def _write(dest: Path, write: Callable[[Path], None]) -> None:
-    """Write one published file; an unusable destination is the user's -o, hence bad input."""
-    _mkdir(dest.parent, "output directory")
-    try:
-        write(dest)
-    except IsADirectoryError:
-        raise InputError(f"cannot write {dest}: it is a directory", hint="remove it or choose another -o") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {dest}: {exc.strerror or exc}", hint="choose a writable -o/--output-dir") from None
+    """Write one published file (an OSError on the user's -o reaches the CLI as bad input)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    write(dest)

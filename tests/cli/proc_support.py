@@ -109,7 +109,7 @@ def partial_files(*roots: Path) -> list[str]:
             continue
         for path in root.rglob("*"):
             name = path.name
-            scratch = path.is_dir() and name.startswith(".") and (name != ".tmp" or any(path.iterdir()))
+            scratch = path.is_dir() and name.startswith(".") and (name != ".scratch" or any(path.iterdir()))  # the empty scratch container stays
             if name.endswith((".tmp", ".part")) or scratch:
                 found.append(str(path))
     return found

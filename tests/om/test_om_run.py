@@ -44,7 +44,7 @@ def test_success_writes_om_atomically(cli, make_recipe, fake_atc, tmp_path):
     assert argv[0] == str(FAKE_ATC_DIR / "atc")
     # the same argv as --dry-run, except atc writes into a scratch dir of the OM cache first
     scratch = [a for a in argv if a.startswith("--output=")][0].removeprefix("--output=")
-    assert os.path.dirname(os.path.dirname(scratch)) == str(tmp_path / "cache" / "om" / ".tmp") and scratch.endswith("/tiny")
+    assert os.path.dirname(os.path.dirname(scratch)) == str(tmp_path / "cache" / "om" / ".scratch") and scratch.endswith("/tiny")
     # the same options as --dry-run; paths point into the cache (the ONNX, the cfg files) instead
     def options(tokens):
         return [t.split("=", 1)[0] + "=" + os.path.basename(t.split("=", 1)[1])
