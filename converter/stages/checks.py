@@ -3,13 +3,13 @@ Runtime loads and runs it, and it computes what the source computes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from converter.compare import FP32, Limits, compare_outputs
 from converter.errors import StageFailed
-from converter.verify.metrics import compare_arrays
-from converter.verify.tolerance import FP32
 
 
 def missing_tensors(model) -> list[str]:
@@ -64,15 +64,16 @@ def run_ort(model: Path | bytes, feed: dict[str, np.ndarray]) -> dict[str, np.nd
         raise StageFailed(exc.message, hint="the exported graph is broken; check `npuconv doctor` for known-bad versions") from None
 
 
-def source_parity(reference: list[np.ndarray], actual: dict[str, np.ndarray], reference_name: str, seed: int) -> dict:
-    """Compare outputs by position (paddle2onnx renames outputs between versions: never key on names)."""
+def source_parity(reference: list[np.ndarray], actual: dict[str, np.ndarray], reference_name: str, seed: int,
+                  limits: Limits | Callable[[str], Limits] = FP32) -> dict:
+    """The source's outputs (by position: paddle2onnx renames outputs between versions, never key on
+    names) against the ONNX's, under `limits` (the recipe's fp32 limits: one Limits, or output name ->
+    Limits, e.g. converter.compare.limits_for(recipe.verify, "fp32")). Outputs are named as in the ONNX.
+    The card keeps every output's metrics: `converter.compare.rejudge(parity, other_limits)` judges them
+    again without the arrays."""
     if len(reference) != len(actual):
         raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
-    outputs = {}
-    for ref, (name, got) in zip(reference, actual.items()):
-        m = compare_arrays(ref, got)
-        ok = m.shape_match and m.max_abs <= FP32.max_abs and m.cosine >= FP32.cosine
-        outputs[name] = {"shape": list(got.shape), "max_abs": m.max_abs, "max_rel": m.max_rel,
-                         "mean_abs": m.mean_abs, "cosine": m.cosine, "shape_match": m.shape_match, "passed": ok}
-    return {"passed": all(o["passed"] for o in outputs.values()), "reference": reference_name,
-            "seed": seed, "tolerance": FP32.to_json(), "outputs": outputs}
+    comparison = compare_outputs(dict(zip(actual, reference)), actual, limits)
+    default = limits if isinstance(limits, Limits) else limits("default")
+    return {"passed": comparison.passed, "reference": reference_name, "seed": seed, "tolerance": default.to_json(),
+            "outputs": {c.output: {"shape": list(c.metrics.target_shape), **c.to_json()} for c in comparison.checks}}
