@@ -9,14 +9,19 @@ def fmt(value: float) -> str:
 
 
 def comparison_table(outputs: dict, title: str):
-    """One row per output of a judged comparison."""
+    """One row per output of a judged comparison (check JSON by output name)."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
-    for col in ("output", "shape", "max abs", "cosine", "verdict"):
+    table = Table(title=title, title_justify="left",
+                  caption="an element passes when |a-b| <= max_abs + rtol*|b|; cosine is judged unless both sides are ~0",
+                  caption_justify="left")
+    for col in ("output", "shape", "max abs", "cosine", "limits (max_abs / rtol / cosine)", "verdict"):
         table.add_column(col, justify="right" if col in ("max abs", "cosine") else "left")
     for name, o in outputs.items():
-        verdict = "[green]pass[/]" if o.get("passed", True) else "[bold red]FAIL[/]"
-        table.add_row(escape(name), str(o.get("shape")), fmt(o["max_abs"]), f"{o['cosine']:.9f}", verdict)
+        tol = o["tolerance"]
+        cosine = f"{o['cosine']:.9f}" + ("" if o.get("cosine_judged", True) else " (not judged)")
+        verdict = "[green]pass[/]" if o["passed"] else "[bold red]FAIL[/] " + escape("; ".join(o["failures"]))
+        table.add_row(escape(name), str(o.get("shape", o.get("target_shape"))), fmt(o["max_abs"]), cosine,
+                      f"{tol['max_abs']:g} / {tol['rtol']:g} / {tol['cosine']:g} ({escape(tol['source'])})", verdict)
     return table

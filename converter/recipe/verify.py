@@ -11,10 +11,13 @@ from converter.recipe.base import RecipePath, Section
 
 
 class OutputTolerance(Section):
-    """Limits for one output; a limit left unset comes from the `default` entry, then from the built-in
-    default of the precision mode (fp32 or fp16)."""
+    """Limits for one output; an element passes when |target - reference| <= max_abs + rtol * |reference|.
+    A limit left unset comes from the `default` entry, then from the built-in default of the precision
+    mode (fp32 or fp16)."""
 
-    max_abs: float | None = Field(None, gt=0, description="largest allowed |reference - target|")
+    max_abs: float | None = Field(
+        None, gt=0, description="absolute part of the elementwise limit |target - reference| <= max_abs + rtol * |reference|")
+    rtol: float | None = Field(None, ge=0, description="relative part of the elementwise limit (times |reference|)")
     cosine: float | None = Field(None, ge=-1, le=1, description="smallest allowed cosine similarity")
 
 

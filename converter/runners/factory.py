@@ -55,7 +55,7 @@ def parse_target(text: str) -> Target:
     if kind == "onnx-file" and not arg:
         raise InputError("onnx-file needs a path: --target onnx-file:PATH", hint="e.g. --target onnx-file:build/raw.onnx")
     if kind == "emulate":
-        from converter.runners.emulate import normalise_mode
+        from converter.passes.emulate_fp16 import normalise_mode
 
         arg = normalise_mode(arg or "fp16")
     return Target(kind, arg)
@@ -77,10 +77,10 @@ def make_runner(target: Target, recipe, onnx_path: Path, om_path: Path | None = 
 
         return OnnxRuntimeRunner(Path(target.arg))
     if target.kind == "emulate":
+        from converter.passes.emulate_fp16 import config_for
         from converter.runners.emulate import EmulatedRunner
-        from converter.verify.keep_dtype import rules_for
 
-        return EmulatedRunner(onnx_path, target.arg, rules_for(om, target.arg))
+        return EmulatedRunner(onnx_path, config_for(om, target.arg))
     from converter.runners.om import OmRunner
 
     return OmRunner(om_path)

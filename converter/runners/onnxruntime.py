@@ -10,12 +10,18 @@ from converter.errors import InputError, ToolNotFound
 from converter.runners.base import Runner, TensorInfo
 
 
+class RewriteRefused(RuntimeError):
+    """ONNX Runtime refused a graph that npuconv itself rewrote: a bug in npuconv, not in the user's model."""
+
+
 class OnnxRuntimeRunner(Runner):
-    """ONNX Runtime on one execution provider (default CPU). `model` is a path or serialized bytes."""
+    """ONNX Runtime on one execution provider (default CPU). `model` is a path or serialized bytes;
+    `rewritten_by` names the npuconv rewrite that produced it (then a refusal is npuconv's bug)."""
 
     def __init__(self, model: Path | bytes, provider: str = "CPUExecutionProvider", threads: int | None = None,
-                 priority_order: bool = False) -> None:
+                 priority_order: bool = False, rewritten_by: str | None = None) -> None:
         self.model = model
+        self.rewritten_by = rewritten_by
         self.provider = provider
         self.threads = threads
         # ORT's default node order can keep many tensors alive when extra consumers (statistics) are
@@ -44,6 +50,11 @@ class OnnxRuntimeRunner(Runner):
         try:
             self._session = ort.InferenceSession(model, options, providers=[self.provider])
         except Exception as exc:  # ORT raises its own exception types for unloadable models
+            if self.rewritten_by:
+                raise RewriteRefused(
+                    f"ONNX Runtime refuses the graph that {self.rewritten_by} produced: {str(exc).splitlines()[0]}. "
+                    "This is a bug in npuconv, not in your model: please report it with the model and the command"
+                ) from exc
             raise InputError(f"ONNX Runtime cannot load the model: {str(exc).splitlines()[0]}",
                              hint="run `npuconv lint` on the file; re-export it with `npuconv onnx`") from None
 

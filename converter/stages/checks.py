@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from converter.errors import StageFailed
-from converter.verify.metrics import compare_arrays
-from converter.verify.tolerance import FP32
 
 
 def missing_tensors(model) -> list[str]:
@@ -62,17 +60,3 @@ def run_ort(model: Path | bytes, feed: dict[str, np.ndarray]) -> dict[str, np.nd
             return runner.infer(feed)
     except InputError as exc:
         raise StageFailed(exc.message, hint="the exported graph is broken; check `npuconv doctor` for known-bad versions") from None
-
-
-def source_parity(reference: list[np.ndarray], actual: dict[str, np.ndarray], reference_name: str, seed: int) -> dict:
-    """Compare outputs by position (paddle2onnx renames outputs between versions: never key on names)."""
-    if len(reference) != len(actual):
-        raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
-    outputs = {}
-    for ref, (name, got) in zip(reference, actual.items()):
-        m = compare_arrays(ref, got)
-        ok = m.shape_match and m.max_abs <= FP32.max_abs and m.cosine >= FP32.cosine
-        outputs[name] = {"shape": list(got.shape), "max_abs": m.max_abs, "max_rel": m.max_rel,
-                         "mean_abs": m.mean_abs, "cosine": m.cosine, "shape_match": m.shape_match, "passed": ok}
-    return {"passed": all(o["passed"] for o in outputs.values()), "reference": reference_name,
-            "seed": seed, "tolerance": FP32.to_json(), "outputs": outputs}

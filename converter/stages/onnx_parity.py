@@ -23,20 +23,19 @@ def run_models(models: ModelSet, feed: Mapping[str, np.ndarray]) -> dict[str, np
         return runner.infer(dict(feed))
 
 
-def _compare(reference: Sequence[np.ndarray], actual: Mapping[str, np.ndarray], windows=None):
-    from converter.compare_shim import compare_outputs
+def _compare(reference: Sequence[np.ndarray] | Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]):
+    """Outputs by position (paddle2onnx renames outputs between versions), named as in the ONNX, under the
+    built-in fp32 limits (the verdict the user sees is judged again with the recipe's limits)."""
+    from converter.compare import FP32, compare_outputs
 
-    return compare_outputs(dict(zip(actual, reference)) if not isinstance(reference, Mapping) else dict(reference),
-                           dict(actual), windows=windows)
+    ref = dict(zip(actual, reference.values() if isinstance(reference, Mapping) else reference))
+    return compare_outputs(ref, dict(actual), FP32)
 
 
 def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSet], records: list[PassRecord],
              feed: Mapping[str, np.ndarray]) -> dict | None:
     """The first step whose output differs from its input under the built-in fp32 limits: the export
     itself (reference vs the first snapshot) or a pass (snapshot i-1 vs snapshot i)."""
-    from converter.compare_shim import builtin_limits
-
-    limits = builtin_limits("fp32")
     previous = None
     for i, (models, record) in enumerate(zip(snapshots, records)):
         try:
@@ -45,14 +44,14 @@ def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSe
             return {"step": record.name, "reason": f"ONNX Runtime cannot run its output: {exc}"}
         if i == 0:
             if reference is not None:
-                report = _compare(reference, current).judge(limits)
+                report = _compare(reference, current)
                 if not report:
                     return {"step": "export", "reason": "the exported graph already differs from the source",
                             "comparison": report.to_json()}
             previous = current
             continue
         if record.touched:
-            report = _compare(list(previous.values()), current).judge(limits)
+            report = _compare(previous, current)
             if not report:
                 return {"step": record.name, "reason": "its output differs from its input", "comparison": report.to_json()}
         previous = current
@@ -64,8 +63,6 @@ def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, n
                   source=None) -> dict:
     """Compare the result with the source by position (paddle2onnx renames outputs between versions: never
     key on names); `reference` None: ONNX Runtime on `source` (an ONNX source model) computes it."""
-    from converter.compare_shim import builtin_limits
-
     if reference is None:
         try:
             reference = list(run_ort(source.SerializeToString(), dict(feed)).values())
@@ -78,7 +75,7 @@ def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, n
         raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
     comparison = _compare(reference, actual)
     stored = {"reference": name, "seed": seed, "outputs": comparison.to_json()}
-    if not comparison.judge(builtin_limits("fp32")):
+    if not comparison:
         stored["culprit"] = _culprit(dict(zip(actual, reference)), snapshots, records, feed)
     return stored
 
@@ -87,13 +84,11 @@ def chain_parity(actual: Mapping[str, np.ndarray], snapshots: list[ModelSet], re
                  feed: Mapping[str, np.ndarray], seed: int) -> dict:
     """`onnx.parity: false`: the chain's result against its first step (the shape-fixed export), so every
     pass that changed the graph is still checked for equal outputs."""
-    from converter.compare_shim import builtin_limits
-
     if not any(r.touched for r in records[1:]):
         return {"reference": "none (onnx.parity is false and no pass changed the graph)", "seed": seed, "outputs": None}
     first = run_models(snapshots[0], feed)
-    comparison = _compare(list(first.values()), actual)
+    comparison = _compare(first, actual)
     stored = {"reference": "the shape-fixed export (onnx.parity is false)", "seed": seed, "outputs": comparison.to_json()}
-    if not comparison.judge(builtin_limits("fp32")):
+    if not comparison:
         stored["culprit"] = _culprit(None, snapshots, records, feed)
     return stored

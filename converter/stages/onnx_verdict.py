@@ -21,18 +21,20 @@ class ParityVerdict:
         return self.judged is None or bool(self.judged)
 
     def to_json(self) -> dict:
-        return {"passed": bool(self), "reference": self.reference, "seed": self.seed,
-                "outputs": self.judged.to_json() if self.judged is not None else None, "culprit": self.culprit}
+        outputs = {c.output: {"shape": list(c.metrics.target_shape), **c.to_json()} for c in self.judged.checks} \
+            if self.judged is not None else None
+        return {"passed": bool(self), "reference": self.reference, "seed": self.seed, "outputs": outputs,
+                "culprit": self.culprit}
 
 
 def parity_report(card: Mapping[str, Any], verify_config) -> ParityVerdict | None:
     """Judge the stored parity metrics with `verify.tolerance`; None when the card holds no parity."""
-    from converter.compare_shim import Comparison, builtin_limits
+    from converter.compare import limits_for, rejudge
 
     parity = card.get("parity")
     if not parity:
         return None
     judged = None
     if parity.get("outputs") is not None:
-        judged = Comparison(parity["outputs"]).judge(builtin_limits("fp32"))
+        judged = rejudge(parity["outputs"], limits_for(verify_config, "fp32"))
     return ParityVerdict(parity["reference"], parity.get("seed", 0), judged, parity.get("culprit"))

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from converter.runners.emulate import EmulatedNode, Emulation
+from converter.passes.emulate_fp16 import EmulatedNode, Emulation
 
 FP16_MAX = 65504.0
 
@@ -118,7 +118,8 @@ def run_stats(model, tensors: list[str], feeds: list[dict]) -> list[dict[str, fl
 
     names = list(dict.fromkeys(tensors))
     outs = [f"{t}__absmax" for t in names]
-    with OnnxRuntimeRunner(with_stats(model, names).SerializeToString(), priority_order=True) as runner:
+    with OnnxRuntimeRunner(with_stats(model, names).SerializeToString(), priority_order=True,
+                           rewritten_by="the fp16 statistics rewrite (with_stats)") as runner:
         return [{t: float(v) for t, v in zip(names, runner.fetch(outs, feed).values())} for feed in feeds]
 
 

@@ -21,10 +21,12 @@ def junit_xml(report: VerifyReport) -> bytes:
         cases += 1
         case = ET.SubElement(suite, "testcase", classname=suite_name,
                              name=f"{check.output}[sample {check.sample}]", time="0")
-        m, t = check.metrics, check.tolerance
+        m, t = check.metrics, check.limits
+        cosine = f">={t.cosine:g}" if check.cosine_judged else f">={t.cosine:g} not judged (both sides ~0)"
         numbers = (f"max_abs={m.max_abs:.6g} max_rel={m.max_rel:.6g} mean_abs={m.mean_abs:.6g} rmse={m.rmse:.6g} "
                    f"cosine={m.cosine:.8f} nan={m.nan} inf={m.inf} shape_match={m.shape_match} "
-                   f"tolerance: max_abs<={t.max_abs:g} cosine>={t.cosine:g} ({t.source})")
+                   f"needed_max_abs={check.needed_max_abs:.6g} "
+                   f"tolerance: |a-b|<={t.max_abs:g}+{t.rtol:g}*|b| cosine{cosine} ({t.source})")
         if not check.passed:
             failures += 1
             failure = ET.SubElement(case, "failure", message="; ".join(check.failures), type="ParityFailure")

@@ -2,7 +2,9 @@
 the reference and the target graph (one with the same tensor names: another ONNX, the fp16 emulation)
 run on the same feed, and tensors are compared in topological order until the first node whose output
 breaks tolerance. Memory-aware: tensors are fetched in chunks of at most `budget_mb` per ONNX Runtime
-run and tensors larger than `max_tensor_mb` are skipped (and listed)."""
+run and tensors larger than `max_tensor_mb` are skipped (and listed). A tensor breaks the limits under the
+comparator's rule with max_abs scaled by the tensor's magnitude, max(1, max|reference|): activations
+are not normalised."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converter.verify.metrics import OutputMetrics, compare_arrays
-from converter.verify.tolerance import Tolerance
+from converter.compare import Limits, OutputCheck, compare_arrays
 
 _BYTES = {1: 4, 10: 2, 11: 8}  # FLOAT, FLOAT16, DOUBLE
 
@@ -29,17 +30,16 @@ class LayerTensor:
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first node whose output breaks tolerance."""
+    """The first node whose output breaks its limits."""
 
     layer: LayerTensor
-    metrics: OutputMetrics
-    scale: float
+    check: OutputCheck
     inputs: tuple[str, ...]
 
     def to_json(self) -> dict:
         return {"node": self.layer.node, "op_type": self.layer.op_type, "output": self.layer.tensor,
-                "index": self.layer.index, "inputs": list(self.inputs), "reference_max_abs": self.scale,
-                **self.metrics.to_json()}
+                "index": self.layer.index, "inputs": list(self.inputs), **self.check.metrics.to_json(),
+                "tolerance": self.check.limits.to_json(), "failures": list(self.check.failures)}
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,13 @@ class LayerwiseResult:
     compared: int
     skipped: tuple[str, ...]
     first: Divergence | None
-    tolerance: Tolerance
+    limits: Limits
     available: bool = True
     reason: str = ""
 
     def to_json(self) -> dict:
         return {"available": self.available, "via": self.via, "reason": self.reason, "compared": self.compared,
-                "skipped": list(self.skipped), "tolerance": self.tolerance.to_json(),
+                "skipped": list(self.skipped), "tolerance": self.limits.to_json(),
                 "first_divergent_node": self.first.to_json() if self.first else None}
 
 
@@ -105,24 +105,23 @@ def chunks(tensors: list[LayerTensor], budget: int) -> list[list[LayerTensor]]:
     return groups
 
 
-def breaks(metrics: OutputMetrics, reference: np.ndarray, tolerance: Tolerance) -> tuple[bool, float]:
-    """Whether an intermediate tensor breaks tolerance: max_abs is scaled by the tensor's magnitude
-    (activations are not normalised), cosine is used as is. Returns (breaks, magnitude)."""
-    finite = np.abs(reference[np.isfinite(reference)]) if reference.size else np.zeros(1)
-    scale = float(finite.max()) if finite.size else 0.0
-    if not metrics.shape_match or metrics.nan or metrics.inf:
-        return True, scale
-    return (metrics.max_abs > tolerance.max_abs * max(1.0, scale) or metrics.cosine < tolerance.cosine), scale
+def judge(tensor: str, reference: np.ndarray, actual: np.ndarray, limits: Limits) -> OutputCheck:
+    """An intermediate tensor against `limits` with max_abs scaled by max(1, max|reference|); non-finite
+    values both sides hold at the same place (masks of -inf) are equal."""
+    metrics = compare_arrays(reference, actual)
+    return OutputCheck(tensor, 0, metrics, limits.scaled(max(1.0, metrics.reference_max_abs)), tensor)
 
 
-def first_divergence(reference_model, target_model, feed: dict, tolerance: Tolerance, *, via: str,
+def first_divergence(reference_model, target_model, feed: dict, limits: Limits, *, via: str,
                      budget_mb: float = 128.0, max_tensor_mb: float = 512.0,
-                     provider: str = "CPUExecutionProvider", structural: bool = False) -> LayerwiseResult:
+                     provider: str = "CPUExecutionProvider", structural: bool = False,
+                     target_rewritten_by: str | None = None) -> LayerwiseResult:
     """Compare every shared intermediate tensor of two ONNX models (ModelProto) on `feed` in the
-    reference's topological order; stop at the first one that breaks `tolerance`. The reference runs on
-    ONNX Runtime CPU, the target on `provider`. `structural`: compare a tensor only where both graphs
-    produce it with the same op type from the same input names (another exporter's graph may reuse a
-    name for a different value, e.g. a Conv output before and after BatchNorm folding)."""
+    reference's topological order; stop at the first one that breaks `limits` (see judge). The
+    reference runs on ONNX Runtime CPU, the target on `provider`. `structural`: compare a tensor only
+    where both graphs produce it with the same op type from the same input names (another exporter's
+    graph may reuse a name for a different value, e.g. a Conv output before and after BatchNorm
+    folding). `target_rewritten_by` names the npuconv rewrite that produced the target graph, if any."""
     from converter.runners.onnxruntime import OnnxRuntimeRunner
 
     if structural:
@@ -134,39 +133,29 @@ def first_divergence(reference_model, target_model, feed: dict, tolerance: Toler
     limit = int(max_tensor_mb * 2**20)
     skipped = tuple(t.tensor for t in tensors if t.nbytes is not None and t.nbytes > limit)
     tensors = [t for t in tensors if t.tensor not in skipped]
-    inputs_of = {n.output[0]: tuple(i for i in n.input if i) for n in reference_model.graph.node if n.output}
+    inputs_of = {o: tuple(i for i in n.input if i) for n in reference_model.graph.node for o in n.output if o}
+    exposing = "layerwise (intermediate tensors exposed as outputs)"
+    target_rewrite = f"{target_rewritten_by} and {exposing}" if target_rewritten_by else exposing
     compared = 0
     # One pair of sessions per chunk, exposing only that chunk: ONNX Runtime materialises every graph
     # output on every run, whether fetched or not.
     for group in chunks(tensors, int(budget_mb * 2**20)):
         wanted = [t.tensor for t in group]
-        with OnnxRuntimeRunner(expose(reference_model, wanted), priority_order=True) as ref:
+        with OnnxRuntimeRunner(expose(reference_model, wanted), priority_order=True, rewritten_by=exposing) as ref:
             ref_values = ref.fetch(wanted, feed)
-        with OnnxRuntimeRunner(expose(target_model, wanted), provider, priority_order=True) as tgt:
+        with OnnxRuntimeRunner(expose(target_model, wanted), provider, priority_order=True,
+                               rewritten_by=target_rewrite) as tgt:
             tgt_values = tgt.fetch(wanted, feed)
         for t in group:
-            r, a = ref_values.pop(t.tensor), tgt_values.pop(t.tensor)
-            metrics = _compare_finite(r, a)
+            check = judge(t.tensor, ref_values.pop(t.tensor), tgt_values.pop(t.tensor), limits)
             compared += 1
-            bad, scale = breaks(metrics, r, tolerance)
-            if bad:
-                first = Divergence(t, metrics, scale, inputs_of.get(t.tensor, ()))
-                return LayerwiseResult(via, compared, skipped, first, tolerance)
+            if not check.passed:
+                return LayerwiseResult(via, compared, skipped, Divergence(t, check, inputs_of.get(t.tensor, ())), limits)
         del ref_values, tgt_values
-    return LayerwiseResult(via, compared, skipped, None, tolerance)
+    return LayerwiseResult(via, compared, skipped, None, limits)
 
 
 def _producers(model) -> dict[str, tuple]:
     """tensor -> (op type, input names) of the node writing it."""
     return {t: (n.op_type, tuple(n.input)) for n in model.graph.node for t in n.output if t}
-
-
-def _compare_finite(reference: np.ndarray, actual: np.ndarray) -> OutputMetrics:
-    """compare_arrays, except that non-finite values the reference has too (masks of -inf) are equal."""
-    if reference.dtype.kind == "f" and reference.shape == actual.shape and not np.isfinite(reference).all():
-        same = (reference == actual) | (np.isnan(reference) & np.isnan(actual))
-        if same[~np.isfinite(reference)].all():
-            mask = np.isfinite(reference)
-            return compare_arrays(reference[mask], actual[mask])
-    return compare_arrays(reference, actual)
 

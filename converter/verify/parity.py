@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.compare import Comparison, Precision, compare_outputs, limits_for, pair_outputs, resolve_limits
 from converter.recipe.om import select_variant
 from converter.runners.factory import Target, check_available, make_runner
+from converter.verify.emulation import analyse
 from converter.verify.inputs import Sample, load_samples, save_sample
-from converter.verify.metrics import compare_arrays
-from converter.verify.report import OutputCheck, VerifyReport
+from converter.verify.report import VerifyReport
 from converter.verify.tasks import check_task, pick_output
-from converter.verify.tolerance import Precision, Tolerance, resolve
 
 
 def target_precision(target: Target, om_card: dict | None) -> Precision:
@@ -26,15 +26,6 @@ def target_precision(target: Target, om_card: dict | None) -> Precision:
     if target.kind == "om":
         return om_card["precision"]
     return "fp32"
-
-
-def pair_outputs(reference: dict, actual: dict) -> list[tuple[str, str | None]]:
-    """(reference name, target name) pairs: by name when the target uses the reference's names, else by
-    position (OM and Paddle outputs are named differently); None where the target has no such output."""
-    ref_names, act_names = list(reference), list(actual)
-    if all(n in actual for n in ref_names):
-        return [(n, n) for n in ref_names]
-    return [(n, act_names[i] if i < len(act_names) else None) for i, n in enumerate(ref_names)]
 
 
 def early_exit_window(card: dict, output_index: int, output: str, reference: np.ndarray) -> tuple[int, int] | None:
@@ -54,28 +45,22 @@ def early_exit_window(card: dict, output_index: int, output: str, reference: np.
     return axis, max(ends)
 
 
-def compare_sample(sample: int, reference: dict, actual: dict, verify_config, precision: Precision,
-                   card: dict | None = None) -> list[OutputCheck]:
-    """Every output of one sample, checked against its tolerance from `verify_config` (the recipe's
-    `verify:` section) under `precision`; no early verdict."""
-    checks = []
-    for index, (name, target_name) in enumerate(pair_outputs(reference, actual)):
-        ref = reference[name]
-        tolerance = resolve(name, verify_config, precision)
-        if target_name is None:
-            metrics = compare_arrays(ref, np.empty((0,), ref.dtype))
-            checks.append(OutputCheck(name, sample, metrics, tolerance, "", "missing in the target"))
-            continue
-        act = actual[target_name]
-        compared = ""
+def windows_for(card: dict | None, reference: dict) -> dict[str, tuple[int, int]]:
+    """output name -> (axis, rows to compare) for the outputs the model card's early exit covers."""
+    out = {}
+    for index, (name, ref) in enumerate(reference.items()):
         window = early_exit_window(card or {}, index, name, ref)
         if window is not None:
-            axis, steps = window
-            if act.ndim == ref.ndim:
-                ref, act = np.take(ref, range(steps), axis=axis), np.take(act, range(min(steps, act.shape[axis])), axis=axis)
-            compared = f"first {steps} of {reference[name].shape[axis]} steps along axis {axis} (early exit in the source)"
-        checks.append(OutputCheck(name, sample, compare_arrays(ref, act), tolerance, target_name, compared))
-    return checks
+            out[name] = window
+    return out
+
+
+def compare_sample(sample: int, reference: dict, actual: dict, verify_config, precision: Precision,
+                   card: dict | None = None) -> Comparison:
+    """Every output of one sample, checked against its limits from `verify_config` (the recipe's
+    `verify:` section) under `precision`, within the model card's early-exit window; no early verdict."""
+    return compare_outputs(reference, actual, limits_for(verify_config, precision), sample=sample,
+                           windows=windows_for(card, reference))
 
 
 def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None, om_path: Path | None = None,
@@ -98,7 +83,7 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
     with make_runner(target, recipe, onnx_path, om_path=om_path, om=om) as runner:
         for i, (sample, reference) in enumerate(zip(batch, references)):
             actual = runner.infer(sample.target_feed or sample.feed)
-            checks += compare_sample(i, reference, actual, recipe.verify, precision, card)
+            checks += compare_sample(i, reference, actual, recipe.verify, precision, card).checks
             if recipe.verify.task is not None:
                 pairs = dict(pair_outputs(reference, actual))
                 name = pick_output(recipe.verify.task, list(reference))
@@ -106,16 +91,14 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
                     tasks.append(check_task(recipe.verify.task, i, name, reference[name], actual[pairs[name]]))
             if save_dir is not None:
                 save_sample(save_dir, i, sample.feed, reference, actual)
-        emulation_rules = getattr(runner, "rules", None)
     notes, layer_result, emulation = [], None, None
     if layerwise:
         step("layerwise comparison")
-        layer_result = _layerwise(recipe, target, onnx_path, batch[0], precision, om, emulation_rules)
+        layer_result = _layerwise(recipe, target, onnx_path, batch[0], precision, om)
     if target.kind == "emulate":
-        from converter.verify.emulation import analyse
-
         step("fp16 overflow analysis and keep_dtype suggestion")
-        emulation = analyse(recipe, target.arg, onnx_path, om, batch, references, precision, card)
+        windows = [windows_for(card, ref) for ref in references]
+        emulation = analyse(recipe, target.arg, onnx_path, om, batch, references, precision, windows)
         if target.arg == "mixed_float16":
             notes.append("mixed_float16 emulation is approximate: CANN's built-in mixed lists are not available "
                          "here, only om.keep_dtype and om.modify_mixlist's black list are applied")
@@ -127,40 +110,40 @@ def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None,
                         tuple(s.label for s in batch), tuple(checks), tuple(tasks), layer_result, emulation, tuple(notes))
 
 
-def _layerwise(recipe, target: Target, onnx_path: Path, sample: Sample, precision: Precision, om, rules):
+def _layerwise(recipe, target: Target, onnx_path: Path, sample: Sample, precision: Precision, om):
     """Layerwise against the target where it exposes the reference's tensors; for `om`, against the fp16
     emulation of the OM's precision mode (the OM cannot expose tensors here); Paddle: not available."""
     import onnx
 
+    from converter.passes.base import ModelSet
+    from converter.passes.emulate_fp16 import config_for
+    from converter.passes.registry import get
     from converter.verify.layerwise import LayerwiseResult, first_divergence
 
     cfg = recipe.verify
-    default = resolve("default", cfg, precision)
-    tolerance = Tolerance(default.max_abs, default.cosine)
+    limits = resolve_limits("default", cfg, precision)
     if target.kind == "paddle":
-        return LayerwiseResult("paddle", 0, (), None, tolerance, available=False,
+        return LayerwiseResult("paddle", 0, (), None, limits, available=False,
                                reason="Paddle Inference does not expose the ONNX graph's tensors; use --target onnx-file:RAW.onnx")
     reference = onnx.load(str(onnx_path))
     via = str(target)
+    rewritten_by = None
     if target.kind == "onnx-file":
         other = onnx.load(target.arg)
     elif target.kind == "onnx":
         other = reference
     else:
-        from converter.runners.emulate import emulate_fp16
-        from converter.verify.keep_dtype import rules_for
-
-        mode = target.arg if target.kind == "emulate" else "fp16"
-        rules = rules if rules is not None else rules_for(om, mode)
-        other = onnx.ModelProto.FromString(emulate_fp16(reference, rules).model_bytes)
         if target.kind == "om":
             via = "emulate:fp16 (the OM's intermediate tensors are not reachable from here)"
             if precision == "fp32":
-                return LayerwiseResult(via, 0, (), None, tolerance, available=False,
+                return LayerwiseResult(via, 0, (), None, limits, available=False,
                                        reason="the OM keeps fp32 (precision origin): there is no CPU model of its numerics")
+        config = config_for(om, target.arg if target.kind == "emulate" else "fp16")
+        other = get("emulate_fp16").run(ModelSet.single(reference), config).models.model
+        rewritten_by = "the fp16 emulation pass (emulate_fp16)"
     if target.kind == "onnx" and target.arg != "CPUExecutionProvider":
         via = f"{target} (same graph, provider {target.arg})"
     provider = target.arg if target.kind == "onnx" else "CPUExecutionProvider"
-    return first_divergence(reference, other, sample.feed, tolerance, via=via, provider=provider,
-                            structural=target.kind == "onnx-file",
+    return first_divergence(reference, other, sample.feed, limits, via=via, provider=provider,
+                            structural=target.kind == "onnx-file", target_rewritten_by=rewritten_by,
                             budget_mb=cfg.layer_budget_mb, max_tensor_mb=cfg.layer_max_tensor_mb)

@@ -6,50 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from converter.verify.metrics import OutputMetrics
+from converter.compare import OutputCheck
 from converter.verify.tasks import TaskResult
-from converter.verify.tolerance import AppliedTolerance
-
-
-@dataclass(frozen=True)
-class OutputCheck:
-    """One output of one sample against its tolerance."""
-
-    output: str
-    sample: int
-    metrics: OutputMetrics
-    tolerance: AppliedTolerance
-    target_output: str = ""
-    compared: str = ""  # set when only part of the output was compared (early exit)
-
-    @property
-    def failures(self) -> tuple[str, ...]:
-        """Why this check failed (empty when it passed)."""
-        m, t = self.metrics, self.tolerance
-        reasons = []
-        if not m.shape_match:
-            reasons.append("shape mismatch")
-        if m.nan or m.inf:
-            reasons.append(f"{m.nan} NaN, {m.inf} Inf in the target")
-        if m.shape_match and not (m.nan or m.inf):
-            if not m.max_abs <= t.max_abs:
-                reasons.append(f"max_abs {m.max_abs:.3g} > {t.max_abs:g}")
-            if not m.cosine >= t.cosine:
-                reasons.append(f"cosine {m.cosine:.7f} < {t.cosine:g}")
-        return tuple(reasons)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
-
-    def to_json(self) -> dict:
-        out = {"output": self.output, "sample": self.sample, **self.metrics.to_json(),
-               "tolerance": self.tolerance.to_json(), "passed": self.passed, "failures": list(self.failures)}
-        if self.target_output and self.target_output != self.output:
-            out["target_output"] = self.target_output
-        if self.compared:
-            out["compared"] = self.compared
-        return out
 
 
 @dataclass(frozen=True)
@@ -88,11 +46,13 @@ class VerifyReport:
             "mean_abs": max(m.mean_abs for m in ms),
             "rmse": max(m.rmse for m in ms),
             "cosine": min(m.cosine for m in ms),
+            "cosine_judged": any(c.cosine_judged for c in checks),
+            "needed_max_abs": max(c.needed_max_abs for c in checks),
             "nan": sum(m.nan for m in ms),
             "inf": sum(m.inf for m in ms),
             "shape_match": all(m.shape_match for m in ms),
             "dtype_match": all(m.dtype_match for m in ms),
-            "tolerance": checks[0].tolerance.to_json(),
+            "tolerance": checks[0].limits.to_json(),
             "passed": all(c.passed for c in checks),
             "failed_samples": [c.sample for c in checks if not c.passed],
         }

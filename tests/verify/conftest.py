@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from verify_models import make_overflow_onnx
+from verify_models import make_multi_output_paddle, make_overflow_onnx
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = {"rec": "ppocrv4_rec", "det": "ppocrv4_det", "cls": "ppocr_cls"}
@@ -60,6 +60,27 @@ def overflow_recipe(tmp_path):
             om: {om}
             output_dir: out
             """) + extra)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def multi_output_model(tmp_path_factory) -> Path:
+    """The Split + LSTM + GRU Paddle model (verify_models.make_multi_output_paddle), built once."""
+    return make_multi_output_paddle(tmp_path_factory.mktemp("paddle-multi-output") / "model")
+
+
+@pytest.fixture
+def multi_output_recipe(multi_output_model, tmp_path):
+    """A recipe over the Split + LSTM + GRU model; `sections` add top-level keys."""
+
+    def make(**sections) -> Path:
+        data = {"name": "multi", "source": {"format": "paddle", "model_dir": str(multi_output_model)},
+                "inputs": [{"name": "x", "shape": [2, 10, 8], "range": [-1.0, 1.0]}],
+                "output_dir": str(tmp_path / "out"), **sections}
+        path = tmp_path / "multi.yaml"
+        path.write_text(json.dumps(data))
         return path
 
     return make

@@ -67,19 +67,27 @@ def test_emulated_graph_rounds_fp16_nodes_and_leaves_kept_ones(tmp_path):
     import onnx
     from verify_models import make_overflow_onnx
 
-    from converter.runners.emulate import emulate_fp16
+    from converter.passes.base import ModelSet
+    from converter.passes.emulate_fp16 import EmulateFp16Config
+    from converter.passes.registry import get
     from converter.runners.onnxruntime import OnnxRuntimeRunner
-    from converter.verify.keep_dtype import parse_entries
 
     model = onnx.load(str(make_overflow_onnx(tmp_path / "m.onnx")))
-    emulation = emulate_fp16(model, parse_entries(["OpType::MatMul", "scale"]))
+    emulate = get("emulate_fp16")
+    result = emulate.run(ModelSet.single(model), EmulateFp16Config(keep=("OpType::MatMul", "scale")))
+    emulation = result.card["emulation"]
     assert [n.fp16 for n in emulation.nodes] == [False, False, True, False]
+    assert emulation.kept == ("fc1", "scale", "head")
+    # act (Relu) is rounded on the way in and out: 2 Casts for its input h2, 2 for its output h3.
+    assert result.models.model.graph.node[0].op_type == "MatMul" and len(result.models.model.graph.node) == 8
     x = {"x": np.full((1, 8), 150.0, np.float32)}
-    with OnnxRuntimeRunner(emulation.model_bytes) as emu, OnnxRuntimeRunner(model.SerializeToString()) as ref:
+    emulated = result.models.model.SerializeToString()
+    with OnnxRuntimeRunner(emulated) as emu, OnnxRuntimeRunner(model.SerializeToString()) as ref:
         assert np.isfinite(emu.infer(x)["y"]).all()
         assert np.allclose(emu.infer(x)["y"], ref.infer(x)["y"], rtol=1e-3)
-    everything = emulate_fp16(model, parse_entries([]))
-    with OnnxRuntimeRunner(everything.model_bytes) as emu:
+    everything = emulate.run(ModelSet.single(model), EmulateFp16Config()).models.model
+    with OnnxRuntimeRunner(everything.SerializeToString()) as emu:
+        # fc1: 8 * 150 * 100 = 1.2e5 > 65504, Inf in fp16 and on through scale, act and head.
         assert math.isinf(float(emu.infer(x)["y"][0, 0]))
 
 

@@ -1,5 +1,5 @@
-"""The pure parts of verify: tolerances by precision, target strings, CTC decoding, the early-exit window
-from a model card, JUnit counts, input files, keep_dtype rules, layerwise chunking."""
+"""The pure parts of verify: target strings, CTC decoding, the early-exit window from a model card, JUnit
+counts, input files, keep_dtype rules, layerwise chunking (limits and metrics: tests/compare)."""
 
 from __future__ import annotations
 
@@ -9,33 +9,14 @@ import numpy as np
 import pytest
 
 from converter.errors import InputError
+from converter.passes.keep_dtype import parse_entries
 from converter.recipe.verify import VerifyConfig
 from converter.runners.factory import parse_target
-from converter.verify.keep_dtype import cfg_text, parse_entries
+from converter.verify.keep_dtype import cfg_text
 from converter.verify.layerwise import LayerTensor, chunks
-from converter.verify.parity import compare_sample, pair_outputs
+from converter.verify.parity import compare_sample
 from converter.verify.report import VerifyReport
 from converter.verify.tasks import ctc_decode
-from converter.verify.tolerance import precision_of, resolve
-
-
-def test_tolerance_comes_from_the_output_then_default_then_the_precision_builtin():
-    cfg = VerifyConfig.model_validate({"tolerance": {"default": {"cosine": 0.9999}, "probs": {"max_abs": 1e-3}},
-                                       "tolerance_fp16": {"default": {"max_abs": 0.1}}})
-    probs = resolve("probs", cfg, "fp32")
-    assert (probs.max_abs, probs.cosine, probs.source) == (1e-3, 0.9999, "recipe:verify.tolerance.probs+recipe:verify.tolerance.default")
-    other = resolve("other", cfg, "fp32")
-    assert (other.max_abs, other.cosine, other.source) == (1e-4, 0.9999, "recipe:verify.tolerance.default+builtin:fp32")
-    # fp32 entries never leak into fp16 targets: only tolerance_fp16 and the fp16 built-in apply.
-    half = resolve("probs", cfg, "fp16")
-    assert (half.max_abs, half.cosine, half.source) == (0.1, 0.999, "recipe:verify.tolerance_fp16.default+builtin:fp16")
-    assert resolve("x", VerifyConfig(), "fp16").source == "builtin:fp16"
-
-
-@pytest.mark.parametrize("v2, v1, expected", [(None, None, "fp16"), ("origin", None, "fp32"), ("mixed_float16", None, "fp16"),
-                                              (None, "must_keep_origin_dtype", "fp32"), (None, "force_fp32", "fp16")])
-def test_om_precision_world(v2, v1, expected):
-    assert precision_of(v2, v1) == expected
 
 
 def test_target_strings():
@@ -62,17 +43,13 @@ def test_early_exit_card_limits_the_compared_steps():
     act = ref.copy()
     act[0, 4:] = 7.0                   # garbage after the source would have stopped
     card = {"early_exit": {"output": 0, "axis": 1, "end_token": 2}}
-    (check,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", card)
-    assert check.passed and check.metrics.max_abs == 0.0 and check.compared.startswith("first 3 of 6 steps")
-    (full,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {})
-    assert not full.passed and full.metrics.max_abs == 7.0
-    (fixed,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {"early_exit": {"output": "out", "axis": 1, "steps": 5}})
-    assert not fixed.passed and fixed.compared.startswith("first 5 of 6")
-
-
-def test_outputs_pair_by_name_else_by_position():
-    assert pair_outputs({"a": 1, "b": 2}, {"b": 0, "a": 0}) == [("a", "a"), ("b", "b")]
-    assert pair_outputs({"a": 1, "b": 2}, {"output_0": 0}) == [("a", "output_0"), ("b", None)]
+    (check,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", card).checks
+    assert check.passed and check.metrics.max_abs == 0.0 and (check.window.axis, check.window.rows, check.window.of) == (1, 3, 6)
+    assert check.to_json()["compared"] == "first 3 of 6 rows along axis 1"
+    (full,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {}).checks
+    assert not full.passed and full.metrics.max_abs == 7.0 and full.window is None
+    (fixed,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {"early_exit": {"output": "out", "axis": 1, "steps": 5}}).checks
+    assert not fixed.passed and fixed.window.rows == 5
 
 
 def test_every_output_is_checked_and_junit_counts_them(tmp_path):
@@ -80,7 +57,7 @@ def test_every_output_is_checked_and_junit_counts_them(tmp_path):
 
     ref = {"a": np.ones(4, np.float32), "b": np.ones(4, np.float32)}
     act = {"a": np.ones(4, np.float32), "b": np.array([1, 1, np.nan, 1], np.float32)}
-    checks = [*compare_sample(0, ref, act, VerifyConfig(), "fp32"), *compare_sample(1, ref, ref, VerifyConfig(), "fp32")]
+    checks = [*compare_sample(0, ref, act, VerifyConfig(), "fp32").checks, *compare_sample(1, ref, ref, VerifyConfig(), "fp32").checks]
     report = VerifyReport("m", "paddle", "onnxruntime:cpu", "fp32", ("s0", "s1"), tuple(checks))
     assert not report and [c.passed for c in checks] == [True, False, True, True]
     data = report.to_json()
@@ -142,8 +119,8 @@ def _chain(scale_last: float = 1.0):
 
 
 def test_layerwise_skips_huge_tensors_and_chunking_does_not_change_the_finding():
+    from converter.compare import FP32
     from converter.verify.layerwise import first_divergence
-    from converter.verify.tolerance import FP32
 
     feed = {"x": np.random.default_rng(0).normal(size=(1, 64)).astype(np.float32)}
     reference, target = _chain(), _chain(scale_last=1.5)

@@ -27,3 +27,29 @@ def make_overflow_onnx(path: Path) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def make_multi_output_paddle(out_dir: Path) -> Path:
+    """A real Paddle model whose ops have several float outputs: x [N, 10, 8] -> Linear -> split in two
+    -> LSTM on one half (outputs y, h, c), GRU on the other (y, h) -> (Linear of both sequences
+    [N, 10, 5], h_lstm + h_gru [1, N, 12]). paddle2onnx writes Split, LSTM and GRU nodes."""
+    import paddle
+    from paddle import nn
+    from paddle_models import _save
+
+    class MultiOutput(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(8, 16)
+            self.lstm = nn.LSTM(8, 12)
+            self.gru = nn.GRU(8, 12)
+            self.head = nn.Linear(24, 5)
+
+        def forward(self, x):
+            a, b = paddle.split(self.proj(x), 2, axis=-1)
+            y1, (h1, _c1) = self.lstm(a)
+            y2, h2 = self.gru(b)
+            return self.head(paddle.concat([y1, y2], axis=-1)), h1 + h2
+
+    paddle.seed(0)
+    return _save(MultiOutput(), [paddle.static.InputSpec([None, 10, 8], "float32", "x")], out_dir)

@@ -31,7 +31,7 @@ from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_file
 from converter.stages.atc.host import cann_mismatch
 from converter.stages.atc.run import AtcFailed, atc_env, cann_version_of, require_atc, run_logged
 from converter.stages.atc.validate import DynamicPlan, check_against_onnx, check_config, check_variants
-from converter.verify.tolerance import precision_of
+from converter.compare import precision_of
 
 OM_EXAMPLE = textwrap.dedent("""\
     om:
