@@ -8,10 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from converter.compare import FP32, limits_for, rejudge
+from converter.compare import limits_for, rejudge
 from converter.errors import StageFailed
 from converter.recipe.verify import VerifyConfig
-from converter.stages.checks import source_parity
+from converter.stages.onnx_parity import source_parity as stage_parity
+from converter.stages.onnx_verdict import parity_report
+
+
+def source_parity(reference, actual, name, seed):
+    return stage_parity(reference, actual, name, seed, snapshots=[], records=[], feed={})
 
 
 def test_card_parity_is_judged_again_with_the_recipes_current_limits():
@@ -19,21 +24,21 @@ def test_card_parity_is_judged_again_with_the_recipes_current_limits():
     boxes = np.array([[100.0, 200.0, 300.0, 400.0]], np.float32)
     reference = [maps, boxes]  # Paddle's outputs, by position
     actual = {"sigmoid_0.tmp_0": maps * np.float32(1.5), "boxes_out": boxes + np.float32(0.02)}
-    parity = json.loads(json.dumps(source_parity(reference, actual, "paddle-inference", 0)))
-    assert list(parity["outputs"]) == ["sigmoid_0.tmp_0", "boxes_out"]
-    maps_out, boxes_out = parity["outputs"].values()
+    card = {"parity": json.loads(json.dumps(source_parity(reference, actual, "paddle-inference", 0)))}
+    verdict = parity_report(card, VerifyConfig())
+    outputs = verdict.to_json()["outputs"]
+    assert list(outputs) == ["sigmoid_0.tmp_0", "boxes_out"]
+    maps_out, boxes_out = outputs.values()
     # maps: |a-b| = 1.5e-5 everywhere, both sides below max_abs 1e-4: cosine (1.0) not judged; passes.
     assert maps_out["passed"] and not maps_out["cosine_judged"] and maps_out["shape"] == [1, 1, 4, 4]
     # boxes: 0.02 > 1e-4 + 1e-4 * 100 = 0.0101 (the smallest coordinate): fails under the built-ins.
-    assert not boxes_out["passed"] and not parity["passed"]
-    assert parity["tolerance"] == FP32.to_json()
+    assert not boxes_out["passed"] and not verdict
 
     # The recipe now says boxes may drift by 1e-3 relative: 0.02 <= 1e-4 + 1e-3 * 100. No arrays needed.
     cfg = VerifyConfig.model_validate({"tolerance": {"boxes_out": {"rtol": 1e-3}}})
-    again = rejudge(parity, limits_for(cfg, "fp32"))
+    assert parity_report(card, cfg)
+    again = rejudge(card["parity"]["outputs"], limits_for(cfg, "fp32"))
     assert again.passed and again.checks[1].limits.source == "recipe:verify.tolerance.boxes_out+builtin:fp32"
-    # Under the recipe's limits from the start, the stage gives the same verdict.
-    assert source_parity(reference, actual, "paddle-inference", 0, limits_for(cfg, "fp32"))["passed"]
 
 
 def test_output_count_mismatch_is_a_stage_failure():
