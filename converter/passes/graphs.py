@@ -181,6 +181,10 @@ class Scope:
     def set(self, name: str, value: np.ndarray | None) -> None:
         self._values[name] = value
 
+    def known(self, name: str) -> np.ndarray | None:
+        """The value of `name` if it was already evaluated (no evaluation is started)."""
+        return self._values.get(name)
+
     def defines(self, name: str) -> bool:
         return name in self._values or name in self._inputs or name in self._inits or name in self._producer
 
@@ -202,21 +206,29 @@ class Scope:
         self._values[name] = value
         return value
 
+    def _shape_of(self, node: onnx.NodeProto) -> np.ndarray | None:
+        """Shape/Size of a value whose shape is known: a constant's, or a static inferred one."""
+        known = self.value(node.input[0])
+        if known is not None:
+            dims = list(known.shape)
+        else:
+            vt = self.types.get(node.input[0]) if self.types is not None else None
+            if vt is None or vt.shape is None or any(d is None for d in vt.shape):
+                return None
+            dims = list(vt.shape)
+        shape = np.array(dims, dtype=np.int64)
+        if node.op_type == "Size":
+            return np.array(int(np.prod(shape)), dtype=np.int64)
+        attrs = {a.name: a.i for a in node.attribute}
+        return shape[attrs.get("start", 0):attrs.get("end", len(shape))]
+
     def _evaluate(self, node: onnx.NodeProto, name: str) -> np.ndarray | None:
         if node.domain not in ("", "ai.onnx") or node.op_type in _NOT_FOLDABLE:
             return None
         if node.op_type == "Constant":
             return constant_of(node, self.opset)
-        if node.op_type in ("Shape", "Size") and self.types is not None:
-            vt = self.types.get(node.input[0])
-            if vt is None or vt.shape is None or any(d is None for d in vt.shape):
-                return None
-            shape = np.array(vt.shape, dtype=np.int64)
-            if node.op_type == "Size":
-                return np.array(int(np.prod(shape)), dtype=np.int64)
-            attrs = {a.name: a.i for a in node.attribute}
-            start, end = attrs.get("start", 0), attrs.get("end", len(shape))
-            return shape[start:end]
+        if node.op_type in ("Shape", "Size"):
+            return self._shape_of(node)
         feeds = {}
         for i in node.input:
             if not i:
@@ -235,6 +247,16 @@ class Scope:
             if o:
                 self._values[o] = np.asarray(v) if np.asarray(v).size <= FOLD_MAX_ELEMENTS else None
         return self._values.get(name)
+
+
+def references(node: onnx.NodeProto) -> set[str]:
+    """Every value `node` reads: its inputs and what the graphs nested in it read from outside."""
+    out = {i for i in node.input if i}
+    for _, sub in subgraphs(node):
+        for inner in sub.node:
+            out |= references(inner)
+        out |= {o.name for o in sub.output}
+    return out
 
 
 def const_node(name: str, value: np.ndarray) -> onnx.NodeProto:
