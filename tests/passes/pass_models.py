@@ -122,14 +122,37 @@ def one_hot(out_dir: Path) -> Path:
     return _save(OneHot(), [paddle.static.InputSpec([2, 4], "float32", "x")], out_dir)
 
 
-BUILDERS = {"where_loop": where_loop, "const_if": const_if, "eos_loop": eos_loop, "one_hot": one_hot}
+def block(out_dir: Path) -> Path:
+    """A transformer-ish block: LayerNorm, Linear, hardswish, split in two, mean/max/sum reductions and a
+    reshape with a 0 dim. Exported at opset 18, paddle2onnx writes LayerNormalization (17), HardSwish (14),
+    Split with num_outputs and ReduceMean/ReduceMax with axes inputs (18), Reshape with allowzero (14)."""
+    import paddle
+    from paddle import nn
+
+    class Block(nn.Layer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln = nn.LayerNorm(8)
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            y = nn.functional.hardswish(self.fc(self.ln(x)))
+            a, b = paddle.split(y, 2, axis=-1)
+            z = a * b - y.mean(axis=-1, keepdim=True) + y.max(axis=1, keepdim=True).sum(axis=-1, keepdim=True)
+            return z.reshape([0, -1])
+
+    paddle.seed(0)
+    return _save(Block(), [paddle.static.InputSpec([2, 3, 8], "float32", "x")], out_dir)
 
 
-def export_all(model_dirs: dict[str, Path], out_dir: Path, opset: int = 11,
-               model_file: str = "inference.json") -> dict[str, Path]:
+BUILDERS = {"where_loop": where_loop, "const_if": const_if, "eos_loop": eos_loop, "one_hot": one_hot, "block": block}
+OPSETS = {"block": 18}  # the opset to ask paddle2onnx for (default 11)
+
+
+def export_all(model_dirs: dict[str, Path], out_dir: Path, model_file: str = "inference.json") -> dict[str, Path]:
     """paddle2onnx every model (in one subprocess); returns name -> .onnx path."""
     jobs = [{"model": str(d / model_file), "params": str(d / "inference.pdiparams"),
-             "out": str(out_dir / f"{name}.onnx"), "opset": opset} for name, d in model_dirs.items()]
+             "out": str(out_dir / f"{name}.onnx"), "opset": OPSETS.get(name, 11)} for name, d in model_dirs.items()]
     proc = subprocess.run([sys.executable, "-c", _EXPORT, json.dumps(jobs)], capture_output=True, text=True, timeout=600)
     paths = {name: out_dir / f"{name}.onnx" for name in model_dirs}
     missing = [str(p) for p in paths.values() if not p.is_file()]
