@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import load, op_count, ort_run, paddle_run
+from pass_support import load, op_count, ort_run, paddle_run
 
 from converter.passes import registry
 from converter.passes.base import ModelSet
