@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console
-from converter.commands import doctor, lint, om, onnx, schema, verify
+from converter.commands import doctor, explain, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import NpuconvError
+from converter.versions import convert_tool_missing
 
 app = typer.Typer(
     name="npuconv",
@@ -41,17 +42,22 @@ app.command("om")(om.om_command)
 app.command("lint")(lint.lint_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
+app.command("explain")(explain.explain_command)
 
 
 def main() -> None:
     """Console entry point: expected errors become `error:`/`hint:` lines (or one JSON object with
-    --json) and exit code 2 (1 for failed checks); anything else is a bug and keeps its traceback."""
+    --json) and exit code 2 (1 for failed checks); a missing conversion-stack module (paddle, paddle2onnx,
+    onnxsim: the `convert` extra) is one of them; anything else is a bug and keeps its traceback."""
     want_json = "--json" in sys.argv[1:]
     if want_json:
         console.reserve_stdout_for_json()
     try:
         app()
-    except NpuconvError as exc:
+    except (NpuconvError, ImportError) as raised:
+        exc = raised if isinstance(raised, NpuconvError) else convert_tool_missing(raised)
+        if exc is None:
+            raise
         if want_json:
             emit_json({"passed": False, "error": exc.to_json()})
         err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
