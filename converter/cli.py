@@ -11,9 +11,10 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console, process
-from converter.commands import doctor, lint, om, onnx, schema, verify
+from converter.commands import doctor, explain, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import Interrupted, NpuconvError, path_error
+from converter.versions import convert_tool_missing
 
 app = typer.Typer(
     name="npuconv",
@@ -43,6 +44,7 @@ app.command("om")(om.om_command)
 app.command("lint")(lint.lint_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
+app.command("explain")(explain.explain_command)
 
 
 def main() -> None:
@@ -110,6 +112,10 @@ def _failure(exc: BaseException, want_json: bool) -> int:
         bad_input = path_error(exc, _cache_dir())
         if bad_input is not None:
             return _expected(bad_input, want_json)
+    if isinstance(exc, ImportError):  # paddle, paddle2onnx or onnxsim: the `convert` extra is not installed
+        missing = convert_tool_missing(exc)
+        if missing is not None:
+            return _expected(missing, want_json)
     return _bug(exc, want_json)
 
 

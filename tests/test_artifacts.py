@@ -11,7 +11,7 @@ from converter.artifacts import (
     file_digest,
     write_bytes_atomic,
 )
-from converter.errors import VersionConflict
+from converter.errors import ToolNotFound, VersionConflict
 from converter.versions import check_versions, known_bad
 
 
@@ -62,6 +62,7 @@ def test_known_bad_versions_are_refused():
     assert "paddle2onnx==2.0.1" in exc.value.hint
     with pytest.raises(VersionConflict, match="paddlepaddle 3.3.x cannot export PP-OCRv4 det"):
         check_versions({**good, "paddlepaddle": "3.3.1"})
-    with pytest.raises(VersionConflict, match="paddle2onnx is not installed"):
+    with pytest.raises(ToolNotFound, match="paddle2onnx is not installed") as missing:
         check_versions({"paddlepaddle": "3.2.2", "paddle2onnx": None})
+    assert missing.value.hint.startswith("pip install 'npuconv[convert]'")
     check_versions({"paddlepaddle": None, "paddle2onnx": None}, need=())  # an ONNX source needs neither

@@ -23,9 +23,11 @@ def doctor_command(
     """Report tool versions, whether atc/CANN is installed, the SoC from npu-smi, and version combinations
     known to produce broken models (exit 1 when one is installed). With --recipe, exit 1 also when the
     installed CANN differs from the recipe's om.cann_version."""
+    from rich.markup import escape
+
     from converter.errors import InputError
     from converter.stages.atc.host import probe_atc, probe_npu
-    from converter.versions import PINNED_FIX, known_bad, tool_versions
+    from converter.versions import CONVERT_HINT, PINNED_FIX, known_bad, missing_convert_tools, tool_versions
 
     if variant is not None and recipe is None:
         raise InputError("--variant needs --recipe", hint="npuconv doctor --recipe RECIPE --variant NAME")
@@ -35,11 +37,13 @@ def doctor_command(
     atc = probe_atc()
     npu = probe_npu()
     check = _cann_check(*target, atc) if target is not None else None
+    missing = missing_convert_tools(versions)
     report = {
         "passed": not bad and not (check and check["match"] is False),
         "python": sys.version.split()[0],
         "platform": f"{platform.system()} {platform.machine()}",
         "tools": versions,
+        "convert": {"installed": not missing, "missing": missing, "hint": CONVERT_HINT if missing else None},
         "known_bad": bad,
         "fix": PINNED_FIX if bad else None,
         "atc": atc,
@@ -53,6 +57,9 @@ def doctor_command(
         out.print(f"python {report['python']} on {report['platform']}")
         for name, version in versions.items():
             out.print(f"  {name:<14} {version or '[red]not installed[/]'}")
+        if missing:
+            out.print(f"conversion stack: {', '.join(missing)} missing (converting Paddle models and onnxsim need "
+                      f"them): {escape(CONVERT_HINT)}", soft_wrap=True)
         if atc["found"]:
             out.print(f"atc: {atc['path']} (via {atc['found_via']}), CANN {atc['cann_version'] or 'version unknown'}")
         else:

@@ -12,6 +12,7 @@ import numpy as np
 
 from converter.errors import InputError, ToolNotFound
 from converter.runners.base import Runner, TensorInfo
+from converter.versions import CONVERT_HINT
 
 
 class PaddleRunner(Runner):
@@ -36,8 +37,7 @@ class PaddleRunner(Runner):
                 logging.disable(logging.WARNING)
                 import paddle.inference as pi
         except ImportError:
-            raise ToolNotFound("Paddle Inference is not installed (import paddle failed)",
-                               hint="pip install paddlepaddle==3.2.2 (the version npuconv is pinned to)") from None
+            raise ToolNotFound("Paddle Inference is not installed (import paddle failed)", hint=CONVERT_HINT) from None
         finally:
             logging.disable(logging.NOTSET)
         config = pi.Config(str(self.model_file), str(self.params_file))

@@ -28,7 +28,7 @@ def test_mixed_log_codes_in_order():
     diagnosis = parse_log(MIXED_LOG)
     assert [e.code for e in diagnosis.errors] == ["EZ3003", "EZ0501", "EZ3002", "E19999"]
     ez3002 = diagnosis.errors[2]
-    assert ez3002.message.startswith("2024-05-11-10:12:03.914.000 Optype [NonMaxSuppressionV6]")
+    assert ez3002.message.startswith("Optype [NonMaxSuppressionV6] of Ops kernel [AIcoreEngine]")  # timestamp dropped
     assert "310-class chips have no dynamic-shape kernels" in ez3002.fix
 
 

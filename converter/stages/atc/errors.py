@@ -1,7 +1,10 @@
 """atc's error codes in plain words, and a parser that turns an atc log into codes and unsupported ops.
 
 Codes and message templates follow the CANN Graph Engine error-code catalog (`docs/en/user_guides/
-error_codes/`) and the ATC troubleshooting pages; the op regexes follow msit's ATC log analyser."""
+error_codes/`) and the ATC troubleshooting pages; the op regexes follow msit's ATC log analyser. atc prints
+a code either at the start of a line (`E19010: [PID: 12] 2025-03-18-09:02:18.501.341 No parser ...`) or,
+in newer CANN, after its title (`[PID: 12] 2026-01-14-06:41:59.991.811 Unsupported_Operator(EZ3002): ...`);
+both are read, and the PID and timestamp are dropped from the message."""
 
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "E10014": ("an option value is invalid", "see the message for the option and allowed values"),
     "E10016": ("an input name in --input_shape (or a node in --out_nodes) is not in the model",
                "make inputs[].name match the ONNX input names (npuconv lint lists them)"),
+    "E10017": ("a node named in --input_shape or --input_fp16_nodes is not a graph input",
+               "name graph inputs only (inputs[].name), not inner nodes"),
     "E10018": ("dynamic batch: only the N axis of an input may be -1",
                "use om.dynamic.dims (with input_format ND) for other axes"),
     "E10019": ("dynamic image size: only the H and W axes may be -1", "use om.dynamic.dims for other axes"),
@@ -42,6 +47,7 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
                "let npuconv write --input_shape from om.dynamic"),
     "E10054": ("a required option (--model, --soc_version, --output) is empty",
                "check om.soc_version and that the ONNX path exists"),
+    "E10058": ("an option that needs a value was given none", "give the option a value or drop it"),
     "E10056": ("--precision_mode and --precision_mode_v2 were both given", "keep only precision_mode_v2"),
     "E16002": ("the ONNX parser has no mapping for an op type", "replace the op (npuconv lint shows it) or use a newer CANN"),
     "E16004": ("the ONNX file has no graph", "rebuild the ONNX (npuconv onnx --force)"),
@@ -56,16 +62,23 @@ ERROR_CODES: dict[str, tuple[str, str]] = {
     "EZ3003": ("no kernel or engine on this SoC implements the op",
                "the op is not available on this chip; replace it or target another soc_version"),
     "E20001": ("compiling an op failed", "check the op's inputs in the log; try precision_mode_v2: origin or another CANN"),
+    "EC0010": ("atc's op compiler (TBE) could not import a Python module",
+               "install the module into the Python atc runs (the python3 first on PATH after set_env.sh)"),
     "E19999": ("an internal atc error", "rerun with extra_args: {log: debug} and send the log (~/ascend/log) to Huawei support"),
     "E89999": ("an internal atc error", "rerun with extra_args: {log: debug} and send the log (~/ascend/log) to Huawei support"),
 }
 
-_CODE = re.compile(r"(?m)^\s*\[?(E[0-9A-Z]\d{4})\]?\s*:?\s*(.*)$")
+_STAMP = r"(?:\[PID:\s*\d+\]\s*)?(?:\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2}(?:\.\d+)*\s*)?"
+_CODE = re.compile(rf"(?m)^[^\S\n]*{_STAMP}"
+                   r"(?:\w+\((?P<titled>E[0-9A-Z]\d{4})\)|\[?(?P<bare>E[0-9A-Z]\d{4})\]?(?=[\s:]|$))"
+                   r"[^\S\n]*:?[^\S\n]*(?P<message>.*)$")
+_LEADING_STAMP = re.compile(rf"^{_STAMP}")
 _OP_PATTERNS = (
     re.compile(r"Op \[([^,\]]+), optype \[([^\]]+)\]\]"),  # E19010 / EZ9010 / EZ0501
     re.compile(r"found for \[([^\]]+)\], optype \[([^\]]+)\]"),  # EZ3003
 )
-_KERNEL = re.compile(r"Optype \[([^\]]+)\] of Ops kernel \[([^\]]+)\] is unsupported")  # EZ3002
+_KERNEL = re.compile(r"Optype \[([^\]]+)\] of Ops kernel \[([^\]]+)\] is unsupported"  # EZ3002
+                     r"\.?(?:[^\S\n]*Reason:[^\S\n]*([^\n]*))?")
 
 
 @dataclass(frozen=True)
@@ -113,7 +126,8 @@ def parse_log(text: str) -> AtcDiagnosis:
     errors: list[AtcError] = []
     seen: set[str] = set()
     for match in _CODE.finditer(text):
-        code, message = match.group(1), match.group(2).strip()
+        code = match.group("titled") or match.group("bare")
+        message = _LEADING_STAMP.sub("", match.group("message").strip(), count=1).strip()
         if code in seen:
             continue
         seen.add(code)
@@ -129,6 +143,12 @@ def parse_log(text: str) -> AtcDiagnosis:
     for match in _KERNEL.finditer(text):
         entry = {"name": "", "type": _op_type(match.group(1)), "raw_type": match.group(1).strip(),
                  "kernel": match.group(2).strip()}
-        if not any(o["type"] == entry["type"] for o in ops):
+        if match.group(3) and match.group(3).strip():
+            entry["reason"] = match.group(3).strip()
+        named = [o for o in ops if o["type"] == entry["type"]]
+        if not named:
             ops.append(entry)
+        for o in named:  # the same op type named by EZ3003: one entry with the node name and the kernel's reason
+            if "kernel" not in o:
+                o.update({k: v for k, v in entry.items() if k in ("kernel", "reason")})
     return AtcDiagnosis(tuple(errors), tuple(ops))
