@@ -144,12 +144,19 @@ def gear_shapes(shapes: dict[str, list[int]], axes: dict[str, tuple[int, ...]], 
     return tuple(gears)
 
 
-def closest_socs(soc: str, limit: int = 5) -> list[str]:
-    """The known SoC names closest to `soc` (a typo, a missing suffix), in table order; [] when none is close."""
-    known = known_socs()
-    lower = {name.lower(): name for name in known}
-    close = {lower[m] for m in difflib.get_close_matches(soc.lower(), list(lower), n=limit, cutoff=0.75)}
-    return [name for name in known if name in close]
+def closest_socs(value: str, limit: int = 3) -> list[str]:
+    """The known SoC names nearest to `value` (case and a missing `Ascend` prefix forgiven), best first;
+    chips of the family the name looks like (Ascend910B9: 910B) before the others; [] when none is close."""
+    names = known_socs()
+    cased = value.strip() if value.strip().lower().startswith("ascend") else "Ascend" + value.strip()
+    wanted = cased.lower()
+    exact = [s for s in names if s.lower() == wanted]
+    if exact:
+        return exact
+    family = SOC_FAMILIES.get(soc_family(cased) or "", ())
+    scored = [(s in family, difflib.SequenceMatcher(None, wanted, s.lower()).ratio(), i, s) for i, s in enumerate(names)]
+    ranked = sorted(scored, key=lambda t: (not t[0], -t[1], t[2]))
+    return [s for _, score, _, s in ranked if score >= 0.75][:limit]
 
 
 def cann_key(version: str | None) -> str:

@@ -48,18 +48,18 @@ def test_defaults_and_relative_paths(tmp_path):
     assert r.source.model_dir == tmp_path / "models" / "m1"
     assert r.source.params_file() == tmp_path / "models" / "m1" / "inference.pdiparams"
     assert r.output_dir == tmp_path / "build" / "m1"
-    assert (r.onnx.opset, r.onnx.simplify, r.onnx.parity) == (11, True, True)
+    assert (r.onnx.opset, r.onnx.disable_passes, r.onnx.parity) == (11, [], True)
     assert r.inputs[0].dtype == "float32" and r.inputs[0].range == (-1.0, 1.0)
     assert r.om is None and r.preprocess is None
 
 
 def test_unknown_key_names_line_key_and_suggestion(tmp_path):
-    path = write(tmp_path, GOOD + "onnx:\n  opset: 13\n  simplfy: true\n")
+    path = write(tmp_path, GOOD + "onnx:\n  opset: 13\n  partiy: true\n")
     with pytest.raises(RecipeError) as exc:
         load_recipe(path)
     msg = exc.value.message
-    assert msg.startswith(f"{path}:11: onnx.simplfy: unknown key (did you mean 'simplify'?)")
-    assert "allowed: opset, simplify, parity" in msg
+    assert msg.startswith(f"{path}:11: onnx.partiy: unknown key (did you mean 'parity'?)")
+    assert "allowed: opset, parity, disable_passes, unroll_max, max_opset, decoder" in msg
     assert "npuconv schema" in exc.value.hint
 
 
@@ -112,8 +112,8 @@ def test_env_expansion_with_default_and_unset(tmp_path, monkeypatch):
 
 def test_set_overrides_are_typed_and_validated(tmp_path):
     path = write(tmp_path, GOOD)
-    r = load_recipe(path, ["onnx.opset=13", "inputs.0.shape=[1,3,48,640]", "onnx.simplify=false"])
-    assert r.onnx.opset == 13 and r.onnx.simplify is False
+    r = load_recipe(path, ["onnx.opset=13", "inputs.0.shape=[1,3,48,640]", "onnx.disable_passes=[simplify]"])
+    assert r.onnx.opset == 13 and r.onnx.disable_passes == ["simplify"]
     assert r.inputs[0].shape == [1, 3, 48, 640]
     with pytest.raises(RecipeError, match=r"onnx.opset: Input should be less than or equal to 21"):
         load_recipe(path, ["onnx.opset=99"])

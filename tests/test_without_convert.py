@@ -96,7 +96,7 @@ def test_lint_a_plain_onnx(env, tiny_onnx):
 
 
 def test_verify_an_onnx_recipe_on_cpu(env, tiny_onnx, tmp_path):
-    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={"simplify": False})
+    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={"disable_passes": ["simplify"]})
     res = run_npuconv(["verify", recipe, "--target", "onnx:cpu", "--json"], env)
     assert res.code == 0, res.stderr
     data = res.json()
@@ -105,7 +105,7 @@ def test_verify_an_onnx_recipe_on_cpu(env, tiny_onnx, tmp_path):
 
 
 def test_om_dry_run_of_an_onnx_recipe(env, tiny_onnx, tmp_path):
-    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={"simplify": False},
+    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={"disable_passes": ["simplify"]},
                      om={"soc_version": "Ascend310P3"})
     res = run_npuconv(["om", recipe, "--dry-run", "--json"], env)
     assert res.code == 0, res.stderr
@@ -133,7 +133,7 @@ def test_converting_a_paddle_recipe_names_the_extra(env, tmp_path):
 
 
 def test_simplifying_without_onnxsim_names_the_extra(env, tiny_onnx, tmp_path):
-    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={"simplify": True})
+    recipe = _recipe(tmp_path, "tiny", {"format": "onnx", "path": str(tiny_onnx)}, onnx={})
     res = run_npuconv(["onnx", recipe, "--json"], env)
     _refused(res, "onnxsim is not installed")
     assert "Traceback" not in res.stderr

@@ -27,7 +27,13 @@ def doctor_command(
 
     from converter.errors import InputError
     from converter.stages.atc.host import probe_atc, probe_npu
-    from converter.versions import CONVERT_HINT, PINNED_FIX, known_bad, missing_convert_tools, tool_versions
+    from converter.versions import (
+        CONVERT_HINT,
+        PINNED_FIX,
+        known_bad,
+        missing_convert_tools,
+        tool_versions,
+    )
 
     if variant is not None and recipe is None:
         raise InputError("--variant needs --recipe", hint="npuconv doctor --recipe RECIPE --variant NAME")

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, SetOpt, VariantOpt, load
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    ModelDirOpt,
+    OutputDirOpt,
+    SetOpt,
+    VariantOpt,
+    load,
+)
 from converter.console import emit_json, out, steps, warn
 
 _STYLE = {"block": "bold red", "warn": "yellow", "info": "dim"}

@@ -8,8 +8,17 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import (ForceOpt, JsonOpt, KeepGoingOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt,
-                                       VariantOpt, load)
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    KeepGoingOpt,
+    ModelDirOpt,
+    OutputDirOpt,
+    RecipeArg,
+    SetOpt,
+    VariantOpt,
+    load,
+)
 from converter.console import emit_json, err, out, steps, warn
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, load
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    ModelDirOpt,
+    OutputDirOpt,
+    RecipeArg,
+    SetOpt,
+    load,
+)
 
 
 def onnx_command(

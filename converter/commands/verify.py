@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    ModelDirOpt,
+    OutputDirOpt,
+    RecipeArg,
+    SetOpt,
+    VariantOpt,
+    load,
+)
 
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t",

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from converter.errors import StageFailed
 from converter.passes import graphs as g
 from converter.passes.base import ModelSet, Pass, PassResult, onnx_options
-from converter.passes.lowering_rules import BUMP_RULES, DECOMPOSE, TYPES_ONLY, CannotLower, Context
+from converter.passes.lowering_rules import (
+    BUMP_RULES,
+    DECOMPOSE,
+    TYPES_ONLY,
+    CannotLower,
+    Context,
+)
 from converter.passes.registry import register
 
 

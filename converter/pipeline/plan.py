@@ -13,8 +13,8 @@ from pathlib import Path
 
 from converter.artifacts import Artifact
 from converter.pipeline.runner import Warn, run_stage
-from converter.stage import Progress, StageRun, quiet
 from converter.recipe.model import Recipe
+from converter.stage import Progress, StageRun, quiet
 
 
 def gear_tag(option: str | None, value: str) -> str:

@@ -14,7 +14,15 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from converter.artifacts import RECORD, Artifact, apply_umask, content_key, copy_atomic, file_digest, write_json_atomic
+from converter.artifacts import (
+    RECORD,
+    Artifact,
+    apply_umask,
+    content_key,
+    copy_atomic,
+    file_digest,
+    write_json_atomic,
+)
 from converter.stage import Progress, StageRun, quiet
 
 Warn = Callable[[str], None]

@@ -10,8 +10,8 @@ from pydantic import Field, field_validator, model_validator
 from converter.recipe.base import RecipePath, Section
 from converter.recipe.bench import BenchConfig
 from converter.recipe.om import OmConfig
-from converter.recipe.verify import VerifyConfig
 from converter.recipe.passes import SWITCHABLE
+from converter.recipe.verify import VerifyConfig
 from converter.versions import P2O_MAX_OPSET, P2O_MIN_OPSET
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -77,7 +77,6 @@ class OnnxConfig(Section):
         11, ge=P2O_MIN_OPSET, le=P2O_MAX_OPSET,
         description=f"requested opset ({P2O_MIN_OPSET}..{P2O_MAX_OPSET}); paddle2onnx may raise it, the card says what was written",
     )
-    simplify: bool = True
     parity: bool = Field(True, description="compare the result with the source model (Paddle Inference) after conversion")
     disable_passes: list[Literal[SWITCHABLE]] = Field(  # type: ignore[valid-type]
         default_factory=list, description=f"passes to switch off by name ({', '.join(SWITCHABLE)})")

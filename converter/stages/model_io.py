@@ -23,7 +23,7 @@ def declared_inputs(model_file: Path) -> list[dict] | None:
             return _pir_inputs(model_file)
         if suffix == ".pdmodel":
             return _pdmodel_inputs(model_file)
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
+    except (ImportError, OSError, ValueError, KeyError, TypeError, IndexError):
         return None  # unreadable here: the exporter will say what is wrong
     return None
 

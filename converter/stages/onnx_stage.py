@@ -23,8 +23,8 @@ from typing import Any
 from converter.artifacts import Artifact, atomic_path, copy_atomic, file_digest
 from converter.errors import InputError, StageFailed
 from converter.passes.base import ModelSet
-from converter.stage import Progress, Stage, StageOutput
 from converter.recipe.model import InputSpec, OnnxConfig, OnnxSource, PaddleSource
+from converter.stage import Progress, Stage, StageOutput
 from converter.stages.checks import load_checked
 from converter.stages.onnx_parity import chain_parity, run_models, source_parity
 from converter.versions import check_versions, tool_versions
@@ -109,9 +109,9 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
     timings: dict[str, float] = {}
     started = time.perf_counter()
     fmt, files = source_files(section, upstream)
-    check_recipe_inputs(declared_inputs(files[0]), section.inputs, f"the model ({files[0].name})")
     versions = tool_versions(KEY_TOOLS)
     check_versions(versions, need=("paddlepaddle", "paddle2onnx") if fmt == "paddle" else ())
+    check_recipe_inputs(declared_inputs(files[0]), section.inputs, f"the model ({files[0].name})")
     feed = random_feed(section.inputs, seed=PARITY_SEED)
     worker = None
     feed_npz = scratch / "feed.npz" if section.onnx.parity else None

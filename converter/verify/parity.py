@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from converter.compare import Comparison, Precision, compare_outputs, limits_for, pair_outputs, resolve_limits
+from converter.compare import (
+    Comparison,
+    Precision,
+    compare_outputs,
+    limits_for,
+    pair_outputs,
+    resolve_limits,
+)
 from converter.recipe.om import select_variant
 from converter.runners.factory import Target, check_available, make_runner
 from converter.verify.emulation import analyse

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from converter.stages.atc.explain import closest_socs, explain
+from converter.ascend import closest_socs
+from converter.stages.atc.explain import explain
 
 HERE = Path(__file__).resolve().parent
 LOGS = HERE / "logs"
@@ -214,7 +215,7 @@ def test_failed_build_script_points_to_explain(run_cli, tmp_path):
     save(model, str(tmp_path / "m.onnx"))
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"name: relu\nsource: {{format: onnx, path: {tmp_path / 'm.onnx'}}}\n"
-                      "inputs: [{name: x, shape: [1, 3, 8, 8]}]\nonnx: {simplify: false, parity: false}\n"
+                      "inputs: [{name: x, shape: [1, 3, 8, 8]}]\nonnx: {disable_passes: [simplify], parity: false}\n"
                       f"om: {{soc_version: Ascend310P3}}\noutput_dir: {tmp_path / 'build'}\n")
     script = tmp_path / "build_om.sh"
     emitted = run_cli("om", recipe, "--emit-script", script, "--json")
@@ -228,7 +229,7 @@ def test_failed_build_script_points_to_explain(run_cli, tmp_path):
                             stderr=subprocess.STDOUT, env=env, check=False).returncode
     assert rc == 1
     lines = captured.read_text().splitlines()
-    log = server / "atc.log"
+    log = server / "relu.atc.log"
     assert lines[-1] == (f"error: atc exited with code 255; what went wrong and what to change: "
                          f"npuconv explain '{log}'")
     from_log = run_cli("explain", log, "--json")

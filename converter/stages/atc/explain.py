@@ -5,14 +5,13 @@ chips npuconv knows). `npuconv explain` renders it."""
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
 from dataclasses import dataclass
 
+from converter import ascend as opt
 from converter.recipe.om import OmConfig
-from converter.stages.atc import options as opt  # the SoC table and atc's option values: imported here only
 from converter.stages.atc.errors import AtcDiagnosis, AtcError, parse_log
 
 # atc option -> the recipe key that writes it (anything else comes from om.extra_args).
@@ -144,22 +143,6 @@ def allowed_values(option: str) -> tuple[str, ...] | None:
     return opt.EXTRA_OPTIONS.get(option)
 
 
-def closest_socs(value: str, n: int = 3) -> list[str]:
-    """The known SoC names nearest to `value` (case and a missing `Ascend` prefix forgiven), best first;
-    chips of the family the name looks like (Ascend910B9: 910B) before the others."""
-    names = opt.known_socs()
-    cased = value.strip() if value.strip().lower().startswith("ascend") else "Ascend" + value.strip()
-    wanted = cased.lower()
-    exact = [s for s in names if s.lower() == wanted]
-    if exact:
-        return exact
-    family = opt.SOC_FAMILIES.get(opt.soc_family(cased) or "", ())
-    scored = [(s in family, difflib.SequenceMatcher(None, wanted, s.lower()).ratio(), i, s)
-              for i, s in enumerate(names)]
-    ranked = sorted(scored, key=lambda t: (not t[0], -t[1], t[2]))
-    return [s for in_family, score, _, s in ranked if score >= 0.75][:n]
-
-
 def _option(error: AtcError) -> dict | None:
     """The option (and refused value) an option-level error names."""
     param = _PARAM.search(error.message)
@@ -176,7 +159,7 @@ def _option(error: AtcError) -> dict | None:
              "reason": reason.group("reason").strip() if reason else None, "recipe_key": key,
              "allowed": None, "closest": None}
     if name == "soc_version":
-        entry["closest"] = closest_socs(entry["value"]) if entry["value"] else None
+        entry["closest"] = opt.closest_socs(entry["value"]) if entry["value"] else None
     else:
         allowed = allowed_values(name)
         entry["allowed"] = list(allowed) if allowed else None

@@ -13,7 +13,13 @@ from converter import __version__
 from converter import ascend as opt
 from converter.artifacts import Artifact, write_bytes_atomic
 from converter.stages.atc.argv import AtcPaths, build_argv
-from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files, render_template
+from converter.stages.atc.files import (
+    AIPP,
+    KEEP_DTYPE,
+    MIXLIST,
+    generated_files,
+    render_template,
+)
 from converter.stages.atc.stage import OmPlan, OmSection, _graph_shapes, om_name
 from converter.stages.atc.validate import DynamicPlan
 

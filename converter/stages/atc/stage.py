@@ -21,17 +21,28 @@ from typing import Any
 
 from converter import ascend as opt
 from converter.artifacts import Artifact, file_digest
+from converter.compare import precision_of
 from converter.errors import RecipeError, StageFailed
-from converter.stage import Progress, Stage, StageOutput
 from converter.recipe.model import Recipe
 from converter.recipe.om import OmConfig, select_variant
+from converter.stage import Progress, Stage, StageOutput
 from converter.stages.atc.argv import AtcPaths, build_argv, input_shape_arg
 from converter.stages.atc.errors import parse_log
 from converter.stages.atc.files import AIPP, KEEP_DTYPE, MIXLIST, generated_files
 from converter.stages.atc.host import cann_mismatch
-from converter.stages.atc.run import AtcFailed, atc_env, cann_version_of, require_atc, run_logged
-from converter.stages.atc.validate import DynamicPlan, check_against_onnx, check_config, check_variants
-from converter.compare import precision_of
+from converter.stages.atc.run import (
+    AtcFailed,
+    atc_env,
+    cann_version_of,
+    require_atc,
+    run_logged,
+)
+from converter.stages.atc.validate import (
+    DynamicPlan,
+    check_against_onnx,
+    check_config,
+    check_variants,
+)
 
 OM_EXAMPLE = textwrap.dedent("""\
     om:
