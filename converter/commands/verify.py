@@ -13,7 +13,6 @@ from converter.commands.common import (
     JsonOpt,
     ModelDirOpt,
     OutputDirOpt,
-    RecipeArg,
     SetOpt,
     VariantOpt,
     load,
@@ -26,11 +25,13 @@ OmOpt = Annotated[Path | None, typer.Option("--om", help="OM file for --target o
 SamplesOpt = Annotated[int | None, typer.Option("--samples", "-n", min=1, help="Number of samples (overrides verify.samples).")]
 LayerwiseOpt = Annotated[bool, typer.Option("--layerwise", help="Name the first node whose output breaks tolerance.")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one testcase per output and sample).")]
-SaveOpt = Annotated[Path | None, typer.Option("--save", help="Save inputs, reference and target outputs as .npz under DIR (replay: --set verify.data=DIR).")]
+SaveOpt = Annotated[Path | None, typer.Option("--save", metavar="DIR", help="Save the reference (inputs, outputs, tolerances) and the target's outputs under DIR; replay: npuconv verify DIR --target T.")]
+ReferenceOpt = Annotated[Path | None, typer.Option("--reference", metavar="DIR", help="Compare with a saved reference (from --save or a bundle) instead of computing one.")]
 
 
 def verify_command(
-    recipe: RecipeArg,
+    recipe: Annotated[Path, typer.Argument(
+        help="Recipe YAML; or a bundle (.tar.gz) or saved reference (DIR) to replay.", show_default=False)],
     target: TargetOpt = "om",
     om: OmOpt = None,
     variant: VariantOpt = None,
@@ -38,6 +39,7 @@ def verify_command(
     layerwise: LayerwiseOpt = False,
     junit: JunitOpt = None,
     save: SaveOpt = None,
+    reference: ReferenceOpt = None,
     set_: SetOpt = None,
     model_dir: ModelDirOpt = None,
     output_dir: OutputDirOpt = None,
@@ -45,41 +47,33 @@ def verify_command(
     json_: JsonOpt = False,
 ) -> None:
     """Compare a target (the OM, the Paddle source, another ONNX, an ONNX Runtime provider, or fp16
-    emulation on the CPU) with ONNX Runtime CPU on the recipe's ONNX: per output and sample metrics
-    against tolerances, optional task checks, --layerwise localisation. Exit 1 on a parity failure."""
+    emulation on the CPU) with the reference (ONNX Runtime CPU on the recipe's ONNX, or a saved reference):
+    per output and sample metrics against tolerances, optional task checks, --layerwise localisation.
+    Exit 1 on a parity failure."""
     from converter.artifacts import write_bytes_atomic
-    from converter.console import emit_json, err, out, steps, warn
-    from converter.pipeline.plan import execute, om_runs, onnx_runs
-    from converter.runners.factory import check_available, parse_target
+    from converter.console import emit_json, err, out, steps
+    from converter.pipeline.bundle import is_bundle
+    from converter.runners.factory import parse_target
     from converter.verify.junit import write_junit
     from converter.verify.keep_dtype import cfg_text
-    from converter.verify.parity import verify
 
     parsed = parse_target(target)
-    r = load(recipe, set_, model_dir, output_dir)
-    om_card = None
-    if parsed.kind == "om":
-        # the ONNX the OM was built from: the variant's (gear axes symbolic); its digest must match the card
-        runs = om_runs(r, variant)
-        om_path = om or (Path(r.output_dir) / f"{runs[-1].stem}.om")
-        runs = runs[:-1]
-    else:
-        runs, om_path = onnx_runs(r), None
-    with steps(f"verify {r.name} against {parsed}") as step:
-        onnx = execute(runs, force=force, keep_going=True, progress=step, warn=warn)[-1].artifact
-        if parsed.kind == "om":
-            from converter.runners.om_card import check_om_card, load_om_card
+    replay = is_bundle(recipe) or recipe.is_dir()
+    if replay and (set_ or model_dir or output_dir or variant or reference or samples):
+        from converter.errors import InputError
 
-            om_card = load_om_card(om_path)
-            check_om_card(om_path, om_card, onnx.digests_of_graphs(),
-                          rebuild_hint=f"rebuild it: npuconv om {recipe}" + (f" --variant {variant}" if variant else ""))
-        check_available(parsed, r, om_path)
-        report = verify(r, parsed, onnx.path("model"), card=onnx.card, om_path=om_path, om_card=om_card,
-                        variant=variant, samples=samples, layerwise=layerwise, save_dir=save, on_step=step)
+        raise InputError("--set, --model-dir, -o, --variant, --reference and --samples apply to a recipe; a bundle or "
+                         "saved reference replays what was saved", hint="drop those options")
+    with steps(f"verify {recipe.name} against {parsed}") as step:
+        if replay:
+            report, out_dir = _replay(recipe, parsed, om, layerwise, save, step), None
+        else:
+            report, out_dir = _from_recipe(recipe, parsed, om, variant, samples, layerwise, save, reference, set_, model_dir,
+                                  output_dir, force, step)
     data = report.to_json()
     suggestion = data.get("keep_dtype_suggestion")
-    if suggestion:
-        cfg_file = Path(r.output_dir) / f"{r.name}.keep_dtype.suggested.cfg"
+    if suggestion and out_dir is not None:
+        cfg_file = out_dir / f"{report.recipe}.keep_dtype.suggested.cfg"
         write_bytes_atomic(cfg_file, cfg_text(suggestion["entries"]).encode())
         suggestion["cfg_file"] = str(cfg_file)
     if junit is not None:
@@ -90,6 +84,91 @@ def verify_command(
     _render(data, err if json_ else out)
     if not report:
         raise typer.Exit(1)
+
+
+def _from_recipe(recipe_path: Path, target, om_path, variant, samples, layerwise, save, reference, set_, model_dir,
+                 output_dir, force, step):
+    """Plan the reference on this machine (onnx -> reference), or read a saved one (--reference DIR)."""
+    from converter.console import warn
+    from converter.passes.emulate_fp16 import config_for
+    from converter.pipeline.plan import execute, om_runs, reference_runs
+    from converter.recipe.om import select_variant
+    from converter.runners.factory import TargetContext
+    from converter.verify.parity import VerifyRun, target_precision, verify
+    from converter.verify.reference import ReferenceSet, load_saved
+
+    r = load(recipe_path, set_, model_dir, output_dir)
+    for_om = target.kind == "om"
+    cfg = select_variant(r.om, variant)
+    if for_om and om_path is None:
+        om_path = Path(r.output_dir) / f"{om_runs(r, variant)[-1].stem}.om"
+    if reference is not None:
+        saved, verify_config = load_saved(reference)
+        run = VerifyRun(r.name, saved, verify_config)
+        graphs, loop, paddle = {}, saved.facts.get("host_loop"), None
+    else:
+        runs = reference_runs(r, variant, for_om=for_om, samples=samples)
+        outcomes = execute(runs, force=force, keep_going=True, progress=step, warn=warn)
+        onnx, ref = outcomes[-2].artifact, outcomes[-1].artifact
+        model_path = Path(onnx.published.get("model", onnx.path(onnx.card["graphs"][0]["role"])))
+        run = VerifyRun(r.name, ReferenceSet.from_artifact(ref, model_path), r.verify,
+                        onnx_path=onnx.path("model") if "model" in onnx.files else None, recipe=r, om=cfg)
+        graphs = {g["role"]: onnx.path(g["role"]) for g in onnx.card["graphs"]}
+        loop, paddle = onnx.card.get("host_loop"), _paddle_files(r, outcomes)
+    om_card = _checked_om_card(om_path, run.reference.facts, f"rebuild it: npuconv om {recipe_path}"
+                               + (f" --variant {variant}" if variant else "")) if for_om else None
+    mode = target.arg if target.kind == "emulate" else "fp16"
+    ctx = TargetContext(graphs, loop, paddle, om_path, om_card, config_for(cfg, mode) if target.kind == "emulate" else None)
+    report = verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)
+    return report, Path(r.output_dir)
+
+
+def _paddle_files(recipe, outcomes) -> tuple[Path, Path] | None:
+    """The Paddle model a `paddle` target runs: the export stage's output, else a Paddle source."""
+    export = next((o.artifact for o in outcomes if o.run.stage.name == "export"), None)
+    if export is not None:
+        return export.path("model"), export.path("params")
+    src = recipe.source
+    return (src.model_file(), src.params_file()) if getattr(src, "format", None) == "paddle" else None
+
+
+def _checked_om_card(om_path: Path, facts, rebuild_hint: str):
+    """The OM's card, refused when it was built from another ONNX than the reference's: checked before any
+    NPU runtime is looked for, so a stale OM is refused on every machine."""
+    from converter.runners.om_card import check_om_card, load_om_card
+
+    card = load_om_card(om_path)
+    check_om_card(om_path, card, facts["onnx_sha256"], rebuild_hint=rebuild_hint)
+    return card
+
+
+def _replay(source: Path, target, om_path, layerwise, save, step):
+    """A bundle or a saved reference: the saved reference against the target; nothing is converted."""
+    from converter.pipeline.bundle import is_bundle, open_bundle
+    from converter.runners.factory import TargetContext
+    from converter.verify.parity import VerifyRun, target_precision, verify
+    from converter.verify.reference import load_saved
+
+    graphs: dict = {}
+    if is_bundle(source):
+        step(f"unpacking {source.name}")
+        bundle = open_bundle(source)
+        saved, verify_config = load_saved(bundle.reference)
+        graphs = bundle.onnx_graphs()
+        om_path = om_path or bundle.om()
+        where = "the bundle"
+    else:
+        saved, verify_config = load_saved(source)
+        where = str(source)
+    if target.kind == "om" and om_path is None:
+        from converter.errors import InputError
+
+        raise InputError(f"{where} holds no OM (atc did not run where it was made)",
+                         hint="build the OM with the bundle's build_om.sh, then pass it with --om FILE")
+    om_card = _checked_om_card(om_path, saved.facts, "rebuild the OM from this bundle's ONNX (build_om.sh)")         if target.kind == "om" else None
+    ctx = TargetContext(graphs, saved.facts.get("host_loop"), None, om_path, om_card)
+    run = VerifyRun(saved.facts.get("recipe", source.name), saved, verify_config)
+    return verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)
 
 
 def _fmt(value: float) -> str:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from converter.errors import InputError, ToolNotFound
 from converter.runners.base import Runner
@@ -61,40 +63,53 @@ def parse_target(text: str) -> Target:
     return Target(kind, arg)
 
 
-def make_runner(target: Target, recipe, onnx_path: Path, om_path: Path | None = None, om=None) -> Runner:
-    """The runner for `target` (call check_available first). `onnx_path` is the reference ONNX (emulation
-    rewrites it), `om` the selected OmConfig (its keep_dtype and mixlist drive emulation)."""
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target runs, as the artifacts describe it: the ONNX graph(s) the reference was computed on
+    (and the host loop of a split model), the Paddle source files, the OM and its card, the fp16 emulation
+    config (from the om build's keep_dtype / mixlist)."""
+
+    graphs: Mapping[str, Path] = field(default_factory=dict)
+    loop: Mapping[str, Any] | None = None
+    paddle: tuple[Path, Path] | None = None
+    om: Path | None = None
+    om_card: Mapping[str, Any] | None = None
+    emulation: Any = None
+
+
+def make_runner(target: Target, ctx: TargetContext) -> Runner:
+    """The runner for `target` (call check_available first)."""
     if target.kind == "paddle":
         from converter.runners.paddle import PaddleRunner
 
-        return PaddleRunner(recipe.source.model_file(), recipe.source.params_file())
+        return PaddleRunner(*ctx.paddle)
     if target.kind == "onnx":
-        from converter.runners.onnxruntime import OnnxRuntimeRunner
+        from converter.runners.graphs import graph_runner
 
-        return OnnxRuntimeRunner(onnx_path, provider=target.arg)
+        return graph_runner(ctx.graphs, ctx.loop, provider=target.arg)
     if target.kind == "onnx-file":
         from converter.runners.onnxruntime import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(Path(target.arg))
     if target.kind == "emulate":
-        from converter.passes.emulate_fp16 import config_for
         from converter.runners.emulate import EmulatedRunner
 
-        return EmulatedRunner(onnx_path, config_for(om, target.arg))
-    from converter.runners.om import OmRunner
+        return EmulatedRunner(ctx.graphs["model"], ctx.emulation)
+    from converter.runners.om import om_runner
 
-    return OmRunner(om_path)
+    return om_runner(ctx.om, ctx.om_card)
 
 
-def check_available(target: Target, recipe, om_path: Path | None) -> None:
-    """Fail before any work (no ONNX build, no reference run) when the target cannot run here: no Ascend
-    runtime or OM file, a missing ONNX Runtime provider or file, a Paddle target without a Paddle source."""
+def check_available(target: Target, ctx: TargetContext) -> None:
+    """Fail before any work (no reference run) when the target cannot run here: no Ascend runtime or OM
+    file, a missing ONNX Runtime provider or file, a Paddle target without a Paddle source, emulation of a
+    model the host loop drives."""
     if target.kind == "om":
         from converter.runners.om import OmRunner
 
-        if om_path is None:
+        if ctx.om is None:
             raise InputError("--target om needs an OM file", hint="build it with `npuconv om RECIPE` or pass --om FILE")
-        OmRunner(om_path).check()
+        OmRunner(ctx.om).check()
     elif target.kind == "onnx":
         import onnxruntime as ort
 
@@ -104,6 +119,9 @@ def check_available(target: Target, recipe, om_path: Path | None) -> None:
                                hint="install the onnxruntime build that carries it (e.g. onnxruntime-gpu, onnxruntime-cann)")
     elif target.kind == "onnx-file" and not Path(target.arg).is_file():
         raise InputError(f"ONNX file not found: {target.arg}", hint="pass an existing file: --target onnx-file:PATH")
-    elif target.kind == "paddle" and recipe.source.format != "paddle":
-        raise InputError("--target paddle needs a recipe whose source is a Paddle model",
-                         hint=f"this recipe reads ONNX ({recipe.source.path}); compare with --target onnx-file:PATH instead")
+    elif target.kind == "paddle" and ctx.paddle is None:
+        raise InputError("--target paddle needs a Paddle source (source.format: paddle, or an export: section)",
+                         hint="this recipe reads ONNX; compare with --target onnx-file:PATH instead")
+    elif target.kind in ("emulate", "onnx-file") and ctx.loop is not None:
+        raise InputError(f"--target {target} runs one graph; this model is an encoder and a decoder step driven by "
+                         "the host loop", hint="use --target onnx:cpu, paddle or om")

@@ -84,3 +84,16 @@ class OmRunner(Runner):
         arrays = [feed[i.name] if i.name in feed else list(feed.values())[k] for k, i in enumerate(inputs)]
         outputs = self._session.infer([np.ascontiguousarray(a) for a in arrays], mode="static")
         return {name: np.asarray(value) for name, value in zip(self.output_names(), outputs)}
+
+
+def om_runner(om_path: Path, om_card) -> Runner:
+    """The OM as its card describes it: one OM, or the encoder and step OMs of a split decoder (named
+    `<stem>.encoder.om`, `<stem>.step.om` beside the card) driven by the host loop."""
+    graphs = list((om_card or {}).get("graphs") or ["model"])
+    if graphs == ["model"]:
+        return OmRunner(om_path)
+    from converter.runners.hostloop import HostLoopRunner
+
+    stem = om_card["stem"]
+    paths = {role: Path(om_path).with_name(f"{stem}.{role}.om") for role in graphs}
+    return HostLoopRunner(paths, om_card["host_loop"], make_runner=lambda role, path: OmRunner(path))

@@ -185,7 +185,7 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
         **facts,
     }
     if models.loop is not None:
-        card["loop"] = dict(models.loop)
+        card["host_loop"] = dict(models.loop)
     files_out = {g["role"]: g["file"] for g in graphs}
     files_out["raw"] = "raw.onnx"
     return files_out, card

@@ -67,7 +67,7 @@ class ReferenceStage(Stage):
         card = {
             "recipe": section.recipe.name, "samples": [s.label for s in samples],
             "outputs": list(outputs[0]) if outputs else [], "onnx_sha256": onnx.digests_of_graphs(),
-            "onnx_key": onnx.key, "raw_images": section.raw_images, "loop": onnx.card.get("loop"),
+            "onnx_key": onnx.key, "raw_images": section.raw_images, "host_loop": onnx.card.get("host_loop"),
             "early_exit": onnx.card.get("early_exit"),
         }
         return StageOutput(files, card)

@@ -5,7 +5,9 @@ layerwise localisation and fp16 emulation analysis. Returns a VerifyReport; prin
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,10 +19,11 @@ from converter.compare import (
     pair_outputs,
     resolve_limits,
 )
-from converter.recipe.om import select_variant
-from converter.runners.factory import Target, check_available, make_runner
+from converter.errors import InputError
+from converter.runners.factory import Target, TargetContext, check_available, make_runner
 from converter.verify.emulation import analyse
-from converter.verify.inputs import Sample, load_samples, save_sample
+from converter.verify.inputs import Sample
+from converter.verify.reference import ReferenceSet
 from converter.verify.report import VerifyReport
 from converter.verify.tasks import check_task, pick_output
 
@@ -70,51 +73,81 @@ def compare_sample(sample: int, reference: dict, actual: dict, verify_config, pr
                            windows=windows_for(card, reference))
 
 
-def verify(recipe, target: Target, onnx_path: Path, *, card: dict | None = None, om_path: Path | None = None,
-           om_card: dict | None = None, variant: str | None = None, samples: int | None = None, layerwise: bool = False,
-           save_dir: Path | None = None, on_step: Callable[[str], None] | None = None) -> VerifyReport:
-    """Compare `target` with ONNX Runtime CPU on `onnx_path` and return the report."""
-    from converter.runners.onnxruntime import OnnxRuntimeRunner
+@dataclass(frozen=True)
+class VerifyRun:
+    """What one verify run compares: the reference (computed now by the reference stage, or saved), the
+    limits and task check that judge the target, and, with a recipe at hand, what layerwise and fp16
+    emulation need (the reference ONNX and the om build)."""
 
+    name: str
+    reference: ReferenceSet
+    verify_config: Any
+    onnx_path: Path | None = None
+    recipe: Any = None
+    om: Any = None
+
+
+def verify(run: VerifyRun, target: Target, ctx: TargetContext, precision: Precision, *, layerwise: bool = False,
+           save_dir: Path | None = None, on_step: Callable[[str], None] | None = None) -> VerifyReport:
+    """Compare `target` with the reference, sample by sample, and return the report. The reference model
+    never runs here: its outputs are the reference set's."""
     step = on_step or (lambda _text: None)
-    check_available(target, recipe, om_path)
-    om = select_variant(recipe.om, variant)
-    precision = target_precision(target, om_card)
-    aipp = getattr(om, "aipp", None) if target.kind == "om" else None
-    batch = load_samples(recipe, samples, raw_images=getattr(aipp, "source_order", "RGB") if aipp else None)
-    step(f"reference: ONNX Runtime CPU on {onnx_path.name}")
-    with OnnxRuntimeRunner(onnx_path) as ref_runner:
-        references = [ref_runner.infer(s.feed) for s in batch]
+    check_available(target, ctx)
+    cfg = run.verify_config
+    samples = run.reference.samples()
     step(f"target: {target}")
-    checks, tasks = [], []
-    with make_runner(target, recipe, onnx_path, om_path=om_path, om=om) as runner:
-        for i, (sample, reference) in enumerate(zip(batch, references)):
+    checks, tasks, actuals = [], [], []
+    with make_runner(target, ctx) as runner:
+        for i, sample in enumerate(samples):
             actual = runner.infer(sample.target_feed or sample.feed)
-            checks += compare_sample(i, reference, actual, recipe.verify, precision, card).checks
-            if recipe.verify.task is not None:
-                pairs = dict(pair_outputs(reference, actual))
-                name = pick_output(recipe.verify.task, list(reference))
+            actuals.append(actual)
+            checks += compare_sample(i, sample.outputs, actual, cfg, precision, run.reference.facts).checks
+            if cfg.task is not None:
+                pairs = dict(pair_outputs(sample.outputs, actual))
+                name = pick_output(cfg.task, list(sample.outputs))
                 if pairs.get(name) is not None:
-                    tasks.append(check_task(recipe.verify.task, i, name, reference[name], actual[pairs[name]]))
-            if save_dir is not None:
-                save_sample(save_dir, i, sample.feed, reference, actual)
+                    tasks.append(check_task(cfg.task, i, name, sample.outputs[name], actual[pairs[name]]))
+    if save_dir is not None:
+        step(f"saving the reference and the target's outputs to {save_dir}")
+        save_run(save_dir, run, actuals)
     notes, layer_result, emulation = [], None, None
+    if layerwise or target.kind == "emulate":
+        if run.recipe is None or run.onnx_path is None:
+            raise InputError(f"{'--layerwise' if layerwise else '--target emulate'} needs the recipe and its ONNX; a saved "
+                             "reference carries outputs only", hint="run it on the build server with the recipe")
     if layerwise:
         step("layerwise comparison")
-        layer_result = _layerwise(recipe, target, onnx_path, batch[0], precision, om)
+        layer_result = _layerwise(run.recipe, target, run.onnx_path, samples[0], precision, run.om)
     if target.kind == "emulate":
         step("fp16 overflow analysis and keep_dtype suggestion")
-        windows = [windows_for(card, ref) for ref in references]
-        emulation = analyse(recipe, target.arg, onnx_path, om, batch, references, precision, windows)
+        references = [s.outputs for s in samples]
+        windows = [windows_for(run.reference.facts, ref) for ref in references]
+        emulation = analyse(run.recipe, target.arg, run.onnx_path, run.om, samples, references, precision, windows)
         if target.arg == "mixed_float16":
             notes.append("mixed_float16 emulation is approximate: CANN's built-in mixed lists are not available "
                          "here, only om.keep_dtype and om.modify_mixlist's black list are applied")
     if target.kind == "om" and precision == "fp16":
-        mode = om_card.get("precision_mode_v2") or om_card.get("precision_mode") or "unset: atc's default fp16"
+        card = ctx.om_card or {}
+        mode = card.get("precision_mode_v2") or card.get("precision_mode") or "unset: atc's default fp16"
         notes.append(f"the OM computes (partly) in fp16 (precision mode {mode}); fp16 tolerances applied. "
                      "`--target emulate:fp16` predicts this on the CPU")
-    return VerifyReport(recipe.name, str(target), f"onnxruntime:cpu {onnx_path}", precision,
-                        tuple(s.label for s in batch), tuple(checks), tuple(tasks), layer_result, emulation, tuple(notes))
+    return VerifyReport(run.name, str(target), run.reference.origin, precision, tuple(s.label for s in samples),
+                        tuple(checks), tuple(tasks), layer_result, emulation, tuple(notes))
+
+
+def save_run(directory: Path, run: VerifyRun, actuals: list[dict]) -> None:
+    """DIR becomes a saved reference (replay: `npuconv verify DIR --target T`, or `--set verify.data=DIR`
+    for the inputs alone) plus the target's outputs in DIR/target/."""
+    import io
+
+    from converter.artifacts import write_bytes_atomic
+    from converter.verify.reference import save_reference
+
+    save_reference(directory, run.reference.root, run.reference.meta(), run.verify_config)
+    for i, actual in enumerate(actuals):
+        buffer = io.BytesIO()
+        np.savez(buffer, **actual)
+        write_bytes_atomic(directory / "target" / f"{i:04d}.npz", buffer.getvalue())
 
 
 def _layerwise(recipe, target: Target, onnx_path: Path, sample: Sample, precision: Precision, om):

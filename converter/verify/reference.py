@@ -90,42 +90,51 @@ def save_reference(dest: Path, source: Path, meta: Mapping[str, Any], verify_con
 
 
 @dataclass(frozen=True)
-class SavedReference:
-    """A saved reference on disk (a directory, or an unpacked bundle's reference/)."""
+class ReferenceSet:
+    """The samples and reference outputs one verify run compares a target with: the reference stage's
+    artifact (computed on this machine) or a saved reference (`origin` "saved"). `facts` are what the
+    reference stage recorded: labels, output names, the ONNX digests, early exit, host loop."""
 
     root: Path
-    meta: Mapping[str, Any]
+    facts: Mapping[str, Any]
+    origin: str
 
     @classmethod
-    def load(cls, root: Path) -> SavedReference:
-        """Read DIR/reference.json; InputError when DIR is not a saved reference."""
-        path = root / META
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{root} is not a saved reference ({META} is missing)",
-                             hint="write one with `npuconv verify RECIPE --save DIR`, or pass a bundle") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {path}: {exc}", hint="re-create it with `npuconv verify RECIPE --save DIR`") from None
-        if meta.get("format") != FORMAT:
-            raise InputError(f"{path} is {meta.get('format')!r}, not {FORMAT}", hint="re-create it with this npuconv")
-        return cls(root, meta)
+    def from_artifact(cls, artifact, onnx_path: Path) -> ReferenceSet:
+        """The reference stage's artifact."""
+        return cls(artifact.root, dict(artifact.card), f"onnxruntime:cpu {onnx_path}")
 
-    def verify_config(self):
-        """The saved verify section (tolerances, task) with its files resolved inside the reference."""
-        from converter.recipe.verify import VerifyConfig
-
-        return VerifyConfig.model_validate(self.meta["verify"], context={"base_dir": self.root})
+    def meta(self) -> dict[str, Any]:
+        """What a saved reference's reference.json records besides the verify section."""
+        return {k: v for k, v in self.facts.items() if k not in ("format", "verify", "seconds")}
 
     def samples(self) -> list[SavedSample]:
-        """Every saved sample, in order."""
+        """Every sample, in order."""
         out = []
-        for i, label in enumerate(self.meta["samples"]):
+        for i, label in enumerate(self.facts["samples"]):
             target = self.root / "target_inputs" / f"{i:04d}.npz"
             out.append(SavedSample(label, _load(self.root / "inputs" / f"{i:04d}.npz"),
                                    _load(target) if target.is_file() else None,
                                    _load(self.root / "reference" / f"{i:04d}.npz")))
         return out
+
+
+def load_saved(root: Path):
+    """(ReferenceSet, VerifyConfig) of a saved reference directory; InputError when it is not one."""
+    from converter.recipe.verify import VerifyConfig
+
+    path = root / META
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{root} is not a saved reference ({META} is missing)",
+                         hint="write one with `npuconv verify RECIPE --save DIR`, or pass a bundle") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {path}: {exc}", hint="re-create it with `npuconv verify RECIPE --save DIR`") from None
+    if meta.get("format") != FORMAT:
+        raise InputError(f"{path} is {meta.get('format')!r}, not {FORMAT}", hint="re-create it with this npuconv")
+    config = VerifyConfig.model_validate(meta["verify"], context={"base_dir": root})
+    return ReferenceSet(root, meta, "saved"), config
 
 
 def _load(path: Path) -> dict[str, np.ndarray]:

@@ -60,7 +60,7 @@ def _card(plan: OmPlan, section: OmSection, onnx: Artifact) -> str:
             "precision": plan.precision, "cann_version": "@CANN_VERSION@",
             "onnx_sha256": {role: onnx.digests[role] for role in plan.argv}, "onnx_key": onnx.key,
             "input_shape": plan.input_shape, "dynamic": plan.to_json()["dynamic"], "graphs": list(plan.argv),
-            "loop": onnx.card.get("loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
+            "host_loop": onnx.card.get("host_loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
         },
     }
     return json.dumps(card, indent=2)

@@ -238,7 +238,7 @@ class OmStage(Stage):
             "onnx_key": onnx.key, "input_shape": plan.input_shape,
             "dynamic": plan.to_json()["dynamic"], "argv": {r: list(a[1:]) for r, a in plan.argv.items()},
             "atc_seconds": round(seconds, 3), "warnings": warnings, "graphs": list(plan.argv),
-            "loop": onnx.card.get("loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
+            "host_loop": onnx.card.get("host_loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
         }
         return StageOutput(files, card)
 
