@@ -69,11 +69,8 @@ def test_perturbed_weight_fails_and_layerwise_names_its_node(real_recipe, run_cl
     assert "max_abs + rtol" in failure.get("message") and "cosine=" in failure.text
 
     # The same comparison against the unperturbed raw paddle2onnx export passes, layer by layer too.
-    raw = built.json()["card"]
-    import json
-
-    card = json.loads(open(raw).read())
-    ok = run_cli("verify", recipe, "--target", f"onnx-file:{card['artifacts']['raw_onnx']}", "--layerwise", "--json")
+    raw = built.json()["raw_onnx"]  # the export before any pass, kept in the onnx stage's cache entry
+    ok = run_cli("verify", recipe, "--target", f"onnx-file:{raw}", "--layerwise", "--json")
     assert ok.code == 0, ok.stderr
     assert ok.json()["first_divergent_node"] is None and ok.json()["layerwise"]["compared"] > 10
 
