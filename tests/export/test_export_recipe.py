@@ -132,3 +132,10 @@ def test_weights_saved_from_a_wrapper_get_a_prefix_hint():
                                            "state_dict(), or name a builder that returns that layer")
     assert prefix_hint({"_layers." + k for k in model}, model).startswith("the model's keys carry the prefix '_layers.'")
     assert prefix_hint({"head.fc.weight"}, {"neck.fc.weight"}) is None
+
+
+def test_export_needs_an_export_section(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: m1\nsource: {format: onnx, path: m.onnx}\ninputs: [{name: x, shape: [1, 4]}]\n")
+    with pytest.raises(RecipeError, match=r"recipe m1 has no `export:` section: npuconv export builds a model from dygraph code"):
+        section_for(load_recipe(path))
