@@ -80,17 +80,46 @@ class ExportSection:
     export: ExportConfig
     inputs: tuple[InputSpec, ...]
 
+    @classmethod
+    def from_recipe(cls, recipe: Recipe) -> ExportSection:
+        """The section of a recipe with an `export:` section (a RecipeError otherwise)."""
+        if recipe.export is None:
+            raise RecipeError(f"recipe {recipe.name} has no `export:` section: npuconv export builds a model from "
+                              "dygraph code", hint="add `export:` (builder, weights, input_spec); "
+                                                   "a `source:` recipe goes straight to npuconv onnx")
+        return cls(recipe.export, tuple(recipe.inputs))
+
     def key_json(self) -> dict[str, Any]:
         return {"export": self.export.key_json(), "inputs": [i.model_dump(mode="json") for i in self.inputs]}
 
 
-def section_for(recipe: Recipe) -> ExportSection:
-    """The stage's section for a recipe with an `export:` section."""
-    if recipe.export is None:
-        raise RecipeError(f"recipe {recipe.name} has no `export:` section: npuconv export builds a model from dygraph code",
-                          hint="add `export:` (builder, weights, input_spec); "
-                               "a `source:` recipe goes straight to npuconv onnx")
-    return ExportSection(recipe.export, tuple(recipe.inputs))
+@dataclass(frozen=True)
+class ExportVerdict:
+    """The saved model (Paddle Inference) against the dygraph model, judged now from the card's metrics
+    with the built-in fp32 limits (so a limit never rebuilds the export)."""
+
+    reference: str
+    seed: int
+    inputs: Mapping[str, list[int]]
+    counts: tuple[int, int]   # outputs of the dygraph model, of the saved model
+    judged: Any               # the comparator's judged report
+
+    def __bool__(self) -> bool:
+        return self.counts[0] == self.counts[1] and bool(self.judged)
+
+    def to_json(self) -> dict:
+        return {"passed": bool(self), "reference": self.reference, "seed": self.seed, "inputs": dict(self.inputs),
+                "outputs_dygraph": self.counts[0], "outputs_saved": self.counts[1], "outputs": self.judged.to_json()}
+
+
+def export_verdict(artifact: Artifact) -> ExportVerdict:
+    """Judge an export artifact's check (the `judge` of its StageRun)."""
+    from converter.compare_shim import Comparison, builtin_limits
+
+    parity = artifact.card["parity"]
+    judged = Comparison(parity["outputs"]).judge(builtin_limits("fp32"))
+    return ExportVerdict(parity["reference"], parity["seed"], parity["inputs"],
+                         (parity["outputs_dygraph"], parity["outputs_saved"]), judged)
 
 
 def model_filename(paddle_version: str | None) -> str:
@@ -99,18 +128,19 @@ def model_filename(paddle_version: str | None) -> str:
     return "inference.json" if major >= 3 else "inference.pdmodel"
 
 
-def publish_paths(recipe: Recipe) -> tuple[dict[str, Path], Path]:
-    """Where `npuconv export` puts the files: `<output_dir>/<name>_static/` (a Paddle inference model
-    directory a `source: {format: paddle}` recipe can read) with `inference.card.json` beside them."""
-    folder = Path(recipe.output_dir) / f"{recipe.name}_static"
-    files = {"model": folder / model_filename(tool_version("paddlepaddle")), "params": folder / PARAMS_FILE}
-    return files, folder / "inference.card.json"
-
-
 class ExportStage(Stage):
     name = "export"
     version = 1
     reads = ()
+
+    def published_name(self, role: str, stem: str) -> str | None:
+        """`<stem>_static/inference.json` + `inference.pdiparams`: a Paddle inference model directory that a
+        `source: {format: paddle}` recipe can read (the paddle version is in the key, so the name fits)."""
+        names = {"model": model_filename(tool_version("paddlepaddle")), "params": PARAMS_FILE}
+        return f"{stem}_static/{names[role]}" if role in names else None
+
+    def card_name(self, stem: str) -> str:
+        return f"{stem}_static/inference.card.json"
 
     def key_payload(self, section: ExportSection, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
         cfg = section.export
@@ -159,12 +189,9 @@ class ExportStage(Stage):
             "format": "paddle-pir" if expected.endswith(".json") else "paddle-program",
             "paddle": result["paddle"],
             "parity": {**result["parity"], "seed": PARITY_SEED,
-                       "inputs": {i.name: list(i.shape) for i in section.inputs}},
+                       "inputs": {i.name: list(i.shape) for i in section.inputs}},  # metrics; judged by export_verdict
         }
         return StageOutput({"model": result["model_file"], "params": result["params_file"]}, card)
-
-    def verdict(self, artifact: Artifact, section: ExportSection) -> bool:
-        return bool(artifact.card.get("parity", {}).get("passed", True))
 
 
 def _run_worker(job: dict, work: Path, progress: Progress) -> dict:

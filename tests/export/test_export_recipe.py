@@ -11,7 +11,7 @@ from converter.errors import RecipeError
 from converter.pipeline.runner import run_stage, stage_key
 from converter.pipeline.stage import StageRun
 from converter.recipe import load_recipe
-from converter.stages.export import BuilderImportError, ExportStage, section_for
+from converter.stages.export import BuilderImportError, ExportSection, ExportStage
 from converter.stages.export_weights import prefix_hint
 
 EXPORT = {"builder": "tinynet:Net", "kwargs": {"hidden": 8}, "weights": "net.pdparams", "input_spec": NET_SPEC}
@@ -51,7 +51,7 @@ def test_exactly_one_of_source_and_export(project):
     with pytest.raises(RecipeError) as exc:
         load_recipe(both)
     assert exc.value.message == (f"{both}:4: export: a recipe reads a saved model (`source:`) or builds one from "
-                                 "dygraph code (`export:`), not both (source: is at line 2)")
+                                 f"dygraph code (`export:`), not both (source: is at {both}:2)")
     neither = project / "neither.yaml"
     neither.write_text("name: m\ninputs: [{name: x, shape: [1]}]\n")
     with pytest.raises(RecipeError) as exc:
@@ -86,7 +86,7 @@ def test_builder_and_dims_are_checked_with_lines(project):
 
 def _key(recipe: Path, *overrides: str) -> str:
     r = load_recipe(recipe, overrides)
-    return stage_key(StageRun("export", ExportStage(), section_for(r)), {})
+    return stage_key(StageRun("export", ExportStage(), ExportSection.from_recipe(r)), {})
 
 
 def test_key_follows_sources_weights_and_sections_not_paths(project, tmp_path):
@@ -112,7 +112,7 @@ def test_builder_that_cannot_be_found_fails_before_paddle_starts(project, tmp_pa
     recipe = write_recipe(project, "m", {**EXPORT, "builder": "tinynett:Net"}, out=tmp_path / "out")
     r = load_recipe(recipe)
     with pytest.raises(BuilderImportError) as exc:
-        run_stage(StageRun("export", ExportStage(), section_for(r)), {})
+        run_stage(StageRun("export", ExportStage(), ExportSection.from_recipe(r)), {})
     assert exc.value.message.startswith(f"cannot import the builder module 'tinynett': no module named 'tinynett' "
                                         f"in {project} (export.search_path) nor among the installed packages of ")
     assert exc.value.details == {"module": "tinynett", "missing": "tinynett", "search_path": [str(project)]}
@@ -122,7 +122,7 @@ def test_builder_that_cannot_be_found_fails_before_paddle_starts(project, tmp_pa
     assert "Traceback" not in res.stderr
     sub = write_recipe(project, "s", {**EXPORT, "builder": "tinynet.heads:build"})
     with pytest.raises(BuilderImportError, match=r"'tinynet.heads': no module named 'tinynet.heads' in"):
-        run_stage(StageRun("export", ExportStage(), section_for(load_recipe(sub))), {})
+        run_stage(StageRun("export", ExportStage(), ExportSection.from_recipe(load_recipe(sub))), {})
 
 
 def test_weights_saved_from_a_wrapper_get_a_prefix_hint():
@@ -138,4 +138,4 @@ def test_export_needs_an_export_section(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("name: m1\nsource: {format: onnx, path: m.onnx}\ninputs: [{name: x, shape: [1, 4]}]\n")
     with pytest.raises(RecipeError, match=r"recipe m1 has no `export:` section: npuconv export builds a model from dygraph code"):
-        section_for(load_recipe(path))
+        ExportSection.from_recipe(load_recipe(path))

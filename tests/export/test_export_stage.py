@@ -13,7 +13,7 @@ from export_support import NET_SPEC, load_module, save_weights, write_project, w
 from converter.pipeline.runner import run_stage
 from converter.pipeline.stage import StageRun
 from converter.recipe import load_recipe
-from converter.stages.export import BuilderImportError, ExportStage, NotALayer, section_for
+from converter.stages.export import BuilderImportError, ExportSection, ExportStage, NotALayer
 
 NET = {"builder": "tinynet:Net", "kwargs": {"hidden": 8}, "weights": "net.pdparams", "input_spec": NET_SPEC}
 
@@ -27,7 +27,7 @@ def project(tmp_path_factory) -> Path:
 
 def _export(recipe: Path):
     r = load_recipe(recipe)
-    return run_stage(StageRun("export", ExportStage(), section_for(r)), {})
+    return run_stage(StageRun("export", ExportStage(), ExportSection.from_recipe(r)), {})
 
 
 def _paddle_inference(model: Path, params: Path, x: np.ndarray) -> list[np.ndarray]:
@@ -50,7 +50,7 @@ def test_saved_model_matches_the_dygraph_layer_and_reruns_from_cache(project, tm
     assert res.code == 0, res.stderr
     got = res.json()
     folder = tmp_path / "out" / "tiny_static"
-    assert got["passed"] is True and got["cached"] is False
+    assert got["passed"] is True and got["cached"] is False and got["parity"]["passed"] is True
     assert (got["model"], got["params"], got["card"]) == (str(folder / "inference.json"), str(folder / "inference.pdiparams"),
                                                           str(folder / "inference.card.json"))
     assert got["input_spec"] == [{"name": "x", "shape": [-1, 3, -1, -1], "dtype": "float32"}]
@@ -135,6 +135,16 @@ def test_saved_model_that_computes_something_else_fails_the_check(project, tmp_p
     assert res.code == 1, res.stderr
     got = res.json()
     assert got["passed"] is False and got["parity"]["passed"] is False
-    check = got["parity"]["outputs"]["fetch_name_0"]
-    assert check["passed"] is False and check["max_abs"] > 1e-2  # the saved graph doubles what the dygraph code gives
+    assert got["parity"]["reference"] == "dygraph" and got["parity"]["inputs"] == {"x": [2, 4]}
+    assert got["parity"]["outputs"]["fetch_name_0"]["max_abs"] > 1e-2  # the saved graph doubles what the dygraph code gives
     assert Path(got["model"]).is_file() and Path(got["params"]).is_file()  # written all the same, for inspection
+
+
+def test_onnx_stage_reads_the_export_artifact(project, tmp_path, run_cli):
+    recipe = write_recipe(project, "tiny", NET, out=tmp_path / "out")
+    res = run_cli("onnx", recipe, "--json")
+    assert res.code == 0, res.stderr
+    got = res.json()
+    assert got["passed"] is True and got["dynamic_dims"] == []
+    assert [o["shape"] for o in got["outputs"]] == [[1, 5], [1, 8]]  # the fixed `inputs:` shape, batch 1
+    assert (tmp_path / "out" / "tiny_static" / "inference.json").is_file()  # export ran first (or came from the cache)
