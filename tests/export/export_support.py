@@ -98,17 +98,18 @@ def save_weights(folder: Path) -> dict[str, Path]:
     import paddle
 
     tinynet = load_module(folder / "tinynet.py", "tinynet_weights")
-    paddle.seed(7)
-    net = tinynet.Net(8)
-    state = net.state_dict()
-    # Non-trivial BN statistics, so that eval-mode BN is not the identity.
-    state["bn._mean"] = paddle.uniform([8], min=-0.5, max=0.5)
-    state["bn._variance"] = paddle.uniform([8], min=0.5, max=1.5)
-    paddle.save(state, str(folder / "net.pdparams"))
-    bad = dict(state)
-    del bad["head.bias"]
-    bad["extra.scale"] = paddle.ones([3])
-    bad["head.weight"] = paddle.zeros([16, 5])
-    paddle.save(bad, str(folder / "bad.pdparams"))
-    paddle.save(tinynet.Rows().state_dict(), str(folder / "rows.pdparams"))
+    with paddle.utils.unique_name.guard():  # other tests' models keep their parameter names (linear_0...)
+        paddle.seed(7)
+        net = tinynet.Net(8)
+        state = net.state_dict()
+        # Non-trivial BN statistics, so that eval-mode BN is not the identity.
+        state["bn._mean"] = paddle.uniform([8], min=-0.5, max=0.5)
+        state["bn._variance"] = paddle.uniform([8], min=0.5, max=1.5)
+        paddle.save(state, str(folder / "net.pdparams"))
+        bad = dict(state)
+        del bad["head.bias"]
+        bad["extra.scale"] = paddle.ones([3])
+        bad["head.weight"] = paddle.zeros([16, 5])
+        paddle.save(bad, str(folder / "bad.pdparams"))
+        paddle.save(tinynet.Rows().state_dict(), str(folder / "rows.pdparams"))
     return {"net": folder / "net.pdparams", "bad": folder / "bad.pdparams", "rows": folder / "rows.pdparams"}

@@ -60,7 +60,8 @@ def test_saved_model_matches_the_dygraph_layer_and_reruns_from_cache(project, tm
     # The dygraph reference, computed here: the user's module, the user's weights, an input whose batch,
     # height and width all differ from the recipe's fixed shape (the saved model keeps them dynamic).
     tinynet = load_module(project / "tinynet.py", "tinynet_reference")
-    layer = tinynet.Net(hidden=8)
+    with paddle.utils.unique_name.guard():
+        layer = tinynet.Net(hidden=8)
     layer.set_state_dict(paddle.load(str(project / "net.pdparams")))
     layer.eval()
     x = np.random.default_rng(3).uniform(-1, 1, (3, 3, 20, 28)).astype("float32")
