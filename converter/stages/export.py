@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from converter import process
 from converter.artifacts import Artifact, file_digest
 from converter.errors import InputError, RecipeError, StageFailed, ToolNotFound
-from converter.pipeline.stage import Progress, Stage, StageOutput
 from converter.recipe.export import ExportConfig
 from converter.recipe.model import InputSpec, Recipe
-from converter.stages.export_sources import locate, source_facts
+from converter.stage import Progress, Stage, StageOutput
 from converter.stages.export_problem import IMPORT_HINT
+from converter.stages.export_sources import locate, source_facts
 from converter.stages.export_worker import PROGRESS
 from converter.versions import tool_version
 
@@ -102,24 +103,24 @@ class ExportVerdict:
     seed: int
     inputs: Mapping[str, list[int]]
     counts: tuple[int, int]   # outputs of the dygraph model, of the saved model
-    judged: Any               # the comparator's judged report
+    judged: Any               # converter.compare.Comparison
 
     def __bool__(self) -> bool:
         return self.counts[0] == self.counts[1] and bool(self.judged)
 
     def to_json(self) -> dict:
+        outputs = {c.output: {"shape": list(c.metrics.target_shape), **c.to_json()} for c in self.judged.checks}
         return {"passed": bool(self), "reference": self.reference, "seed": self.seed, "inputs": dict(self.inputs),
-                "outputs_dygraph": self.counts[0], "outputs_saved": self.counts[1], "outputs": self.judged.to_json()}
+                "outputs_dygraph": self.counts[0], "outputs_saved": self.counts[1], "outputs": outputs}
 
 
 def export_verdict(artifact: Artifact) -> ExportVerdict:
     """Judge an export artifact's check (the `judge` of its StageRun)."""
-    from converter.compare_shim import Comparison, builtin_limits
+    from converter.compare import FP32, rejudge
 
     parity = artifact.card["parity"]
-    judged = Comparison(parity["outputs"]).judge(builtin_limits("fp32"))
     return ExportVerdict(parity["reference"], parity["seed"], parity["inputs"],
-                         (parity["outputs_dygraph"], parity["outputs_saved"]), judged)
+                         (parity["outputs_dygraph"], parity["outputs_saved"]), rejudge(parity["outputs"], FP32))
 
 
 def model_filename(paddle_version: str | None) -> str:
@@ -203,10 +204,10 @@ def _run_worker(job: dict, work: Path, progress: Progress) -> dict:
     progress("starting paddle (subprocess)")
     with log_path.open("w", encoding="utf-8") as log:
         # cwd: the builder runs in its first search_path folder (the recipe's), whatever npuconv's cwd is.
-        proc = subprocess.Popen([sys.executable, "-m", "converter.stages.export_worker", str(job_path)],
-                                cwd=job["search_path"][0], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=log, text=True)
-        timer = threading.Timer(TIMEOUT_S, proc.kill)
+        proc = process.start([sys.executable, "-m", "converter.stages.export_worker", str(job_path)],
+                             cwd=job["search_path"][0], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        timer = threading.Timer(TIMEOUT_S, process.stop, (proc,), {"grace": 0})
         timer.daemon = True
         timer.start()
         try:
@@ -216,12 +217,10 @@ def _run_worker(job: dict, work: Path, progress: Progress) -> dict:
                     progress(line[len(PROGRESS):].strip())
                 else:
                     log.write(line)
-            rc = proc.wait()
+            rc = process.wait(proc)
         finally:
             timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            process.stop(proc)
             if proc.stdout is not None:
                 proc.stdout.close()
     result_path = Path(job["result"])

@@ -153,7 +153,7 @@ def saved_facts(static: Any, prefix: str, feed: dict, reference: list) -> dict:
     and the saved model's outputs on the feed compared with the dygraph ones."""
     import paddle
 
-    from converter.compare_shim import compare_outputs
+    from converter.compare import FP32, compare_outputs
     from converter.errors import NpuconvError
     from converter.runners.paddle import PaddleRunner
 
@@ -182,7 +182,7 @@ def saved_facts(static: Any, prefix: str, feed: dict, reference: list) -> dict:
     outputs = [{"name": name, "shape": shapes[i] if shapes and i < len(shapes) else None,
                 "dtype": dtypes[i] if dtypes and i < len(dtypes) else str(actual[name].dtype)}
                for i, name in enumerate(actual)]
-    comparison = compare_outputs(dict(zip(actual, reference)), {n: actual[n] for n in list(actual)[:len(reference)]})
+    comparison = compare_outputs(dict(zip(actual, reference)), actual, FP32)  # metrics; the parent judges them
     return {"model_file": model, "params_file": params, "outputs": outputs, "paddle": paddle.__version__,
             "parity": {"reference": "dygraph", "outputs_dygraph": len(reference), "outputs_saved": len(actual),
                        "outputs": comparison.to_json()}}

@@ -9,7 +9,7 @@ from export_support import NET_SPEC, write_project, write_recipe
 
 from converter.errors import RecipeError
 from converter.pipeline.runner import run_stage, stage_key
-from converter.pipeline.stage import StageRun
+from converter.stage import StageRun
 from converter.recipe import load_recipe
 from converter.stages.export import BuilderImportError, ExportSection, ExportStage
 from converter.stages.export_weights import prefix_hint

@@ -11,7 +11,7 @@ import pytest
 from export_support import NET_SPEC, load_module, save_weights, write_project, write_recipe
 
 from converter.pipeline.runner import run_stage
-from converter.pipeline.stage import StageRun
+from converter.stage import StageRun
 from converter.recipe import load_recipe
 from converter.stages.export import BuilderImportError, ExportSection, ExportStage, NotALayer
 
