@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console, process
-from converter.commands import doctor, explain, lint, om, onnx, schema, verify
+from converter.commands import doctor, explain, export, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import Interrupted, NpuconvError, path_error
 from converter.versions import convert_tool_missing
@@ -39,6 +39,7 @@ def _root(
 
 
 app.command("schema")(schema.schema_command)
+app.command("export")(export.export_command)
 app.command("onnx")(onnx.onnx_command)
 app.command("om")(om.om_command)
 app.command("lint")(lint.lint_command)

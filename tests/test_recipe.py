@@ -140,8 +140,9 @@ def test_schema_command_lists_keys(run_cli):
     res = run_cli("schema")
     assert res.code == 0
     schema = json.loads(res.stdout)
-    assert set(schema["required"]) == {"name", "source", "inputs"}
-    assert {"onnx", "preprocess", "om", "verify", "bench", "output_dir"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"name", "inputs"}
+    assert schema["oneOf"] == [{"required": ["source"]}, {"required": ["export"]}]
+    assert {"source", "export", "onnx", "preprocess", "om", "verify", "bench", "output_dir"} <= set(schema["properties"])
 
 
 def test_error_inside_a_list_of_variants_has_no_union_noise(tmp_path):

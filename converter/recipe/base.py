@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo
 
+DTYPES = ("float32", "float16", "int64", "int32", "uint8", "bool")
+
 
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, values are immutable after loading."""

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from converter.errors import RecipeError
-from converter.recipe.model import Recipe
+from converter.recipe.model import Recipe, source_or_export
 from converter.recipe.overrides import Override, apply_override, parse_override
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -54,16 +54,20 @@ def load_recipe(
         cli = {k: v for k, v in cli.items() if k[:len(loc)] != loc}  # a later --set replaces what it covers
         cli[loc] = override
     data = _expand_env(data, (), path, lines, frozenset(cli))
+    origin = _origin_problem(data, path, lines, cli)
     try:
         recipe = Recipe.model_validate(data, context={"base_dir": path.parent.resolve()})
     except ValidationError as exc:
-        raise _recipe_error(exc, data, path, lines, cli) from None
+        raise _recipe_error(exc, data, path, lines, cli, origin) from None
     update: dict[str, Any] = {}
     if output_dir is not None:
         update["output_dir"] = Path(output_dir).resolve()
     elif recipe.output_dir is None:
         update["output_dir"] = path.parent.resolve() / "build" / recipe.name
     if model_dir is not None:
+        if recipe.source is None:
+            raise RecipeError("--model-dir applies to `source.format: paddle` recipes only",
+                              hint=f"{path} builds its model with `export:`; override it with --set export.weights=FILE")
         if recipe.source.format != "paddle":
             raise RecipeError("--model-dir applies to `source.format: paddle` recipes only",
                               hint=f"{path} reads an ONNX file; override it with --set source.path=FILE")
@@ -108,10 +112,22 @@ def _expand_env(value: Any, loc: Loc, path: Path, lines: dict[Loc, int], cli: fr
     return _ENV.sub(substitute, value)
 
 
+def _origin_problem(data: dict, path: Path, lines: dict[Loc, int], cli: dict[Loc, Override]) -> str | None:
+    """Exactly one of `source:` and `export:`, said with the line (or the --set) of the key at fault."""
+    has = {key: data.get(key) is not None for key in ("source", "export")}
+    problem = source_or_export(has["source"], has["export"])
+    if problem is None:
+        return None
+    if all(has.values()):
+        source = _where(path, lines, ("source",), cli)
+        return f"{_where(path, lines, ('export',), cli)}: export: {problem} (source: is at {source})"
+    return f"{path}: source: {problem}"
+
+
 def _recipe_error(exc: ValidationError, data: dict, path: Path, lines: dict[Loc, int],
-                  cli: dict[Loc, Override]) -> RecipeError:
-    messages = []
-    errors = exc.errors(include_url=False)
+                  cli: dict[Loc, Override], origin: str | None = None) -> RecipeError:
+    messages = [origin] if origin else []
+    errors = [e for e in exc.errors(include_url=False) if e["type"] != "source_or_export"]
     # A value that fits one branch of a union (`om: {...}` or `om: [...]`) also fails the other branch with
     # "should be a valid dictionary/list": noise, once the real error inside the chosen branch is known.
     losing = [e for e in errors if e["type"] in _BRANCH_MISMATCH and len(_data_loc(data, e["loc"])) < len(e["loc"])]

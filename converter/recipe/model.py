@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-from converter.recipe.base import RecipePath, Section
+from converter.recipe.base import DTYPES, RecipePath, Section
 from converter.recipe.bench import BenchConfig
+from converter.recipe.export import ExportConfig
 from converter.recipe.om import OmConfig
 from converter.recipe.passes import SWITCHABLE
 from converter.recipe.verify import VerifyConfig
 from converter.versions import P2O_MAX_OPSET, P2O_MIN_OPSET
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-DTYPES = ("float32", "float16", "int64", "int32", "uint8", "bool")
 Dim = Annotated[int, Field(ge=1)]
 
 
@@ -103,16 +104,42 @@ class Preprocess(Section):
         return value
 
 
+def source_or_export(has_source: bool, has_export: bool) -> str | None:
+    """What is wrong with a recipe's model origin: it needs exactly one of `source:` and `export:`."""
+    if has_source and has_export:
+        return "a recipe reads a saved model (`source:`) or builds one from dygraph code (`export:`), not both"
+    if not (has_source or has_export):
+        return "required key is missing (or `export:` to build the model from dygraph code)"
+    return None
+
+
 class Recipe(Section):
+    model_config = {**Section.model_config,
+                    "json_schema_extra": {"oneOf": [{"required": ["source"]}, {"required": ["export"]}]}}
+
     name: str = Field(pattern=NAME_PATTERN, description="becomes file names")
-    source: Source
+    source: Source | None = Field(None, description="a saved model; exactly one of source and export")
     inputs: list[InputSpec] = Field(min_length=1)
+    export: ExportConfig | None = Field(None, description="dygraph code + .pdparams saved as a static model (npuconv export)")
     onnx: OnnxConfig = OnnxConfig()
     preprocess: Preprocess | None = None
     om: OmConfig | list[OmConfig] | None = None
     verify: VerifyConfig = VerifyConfig()
     bench: BenchConfig = BenchConfig()
     output_dir: RecipePath | None = Field(None, description="final artifacts; default build/<name> beside the recipe")
+
+    @field_validator("export")
+    @classmethod
+    def _export_fits_inputs(cls, value: ExportConfig | None, info: ValidationInfo) -> ExportConfig | None:
+        inputs = info.data.get("inputs")
+        return value.fitted_to(inputs) if value is not None and inputs is not None else value
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> Recipe:
+        problem = source_or_export(self.source is not None, self.export is not None)
+        if problem:  # the loader replaces this with a message that names the line
+            raise PydanticCustomError("source_or_export", problem)
+        return self
 
     @model_validator(mode="after")
     def _unique_inputs(self) -> Recipe:
