@@ -102,18 +102,25 @@ def _lint_recipe(recipe, variant: str | None, force: bool, step):
 
 
 def _unfixed_onnx(recipe, workdir: Path) -> Path:
-    """The source ONNX, or a plain paddle2onnx export of the Paddle source (no shape fixing)."""
+    """The source ONNX, or a plain paddle2onnx export of the Paddle model (no shape fixing): the recipe's
+    source, or the export stage's output."""
+    from converter.pipeline.plan import execute, export_runs
     from converter.recipe.model import OnnxSource
     from converter.stages.paddle_export import PaddleExport
 
     if isinstance(recipe.source, OnnxSource):
         return recipe.source.path
-    src = recipe.source
-    export = PaddleExport(src.model_file(), src.params_file(), recipe.onnx.opset, workdir, None)
+    runs = export_runs(recipe)
+    if runs:
+        export = execute(runs, keep_going=True)[-1].artifact
+        model, params = export.path("model"), export.path("params")
+    else:
+        model, params = recipe.source.model_file(), recipe.source.params_file()
+    worker = PaddleExport(model, params, recipe.onnx.opset, workdir, None)
     try:
-        return export.wait_exported()
+        return worker.wait_exported()
     finally:
-        export.close()
+        worker.close()
 
 
 def _print_table(report) -> None:

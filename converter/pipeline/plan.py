@@ -41,10 +41,10 @@ def export_runs(recipe: Recipe) -> list[StageRun]:
     if getattr(recipe, "export", None) is None:
         return []
     from converter.pipeline.registry import stage
-    from converter.stages.export import ExportSection
+    from converter.stages.export import ExportSection, export_verdict
 
     return [StageRun("export", stage("export"), ExportSection.from_recipe(recipe), out_dir=Path(recipe.output_dir),
-                     stem=recipe.name)]
+                     stem=recipe.name, judge=export_verdict)]
 
 
 def onnx_runs(recipe: Recipe, dynamic=None) -> list[StageRun]:
