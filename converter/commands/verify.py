@@ -88,64 +88,35 @@ def verify_command(
 
 def _from_recipe(recipe_path: Path, target, om_path, variant, samples, layerwise, save, reference, set_, model_dir,
                  output_dir, force, step):
-    """Plan the reference on this machine (onnx -> reference), or read a saved one (--reference DIR)."""
+    """Plan the reference on this machine (export? -> onnx -> reference), or read a saved one (--reference
+    DIR); returns (report, output_dir)."""
     from converter.console import warn
-    from converter.passes.emulate_fp16 import config_for
     from converter.pipeline.plan import execute, om_runs, reference_runs
     from converter.recipe.om import select_variant
-    from converter.runners.factory import TargetContext
-    from converter.verify.parity import VerifyRun, target_precision, verify
-    from converter.verify.reference import ReferenceSet, load_saved
+    from converter.stages.verify_stage import verify_artifacts
 
     r = load(recipe_path, set_, model_dir, output_dir)
-    for_om = target.kind == "om"
-    cfg = select_variant(r.om, variant)
-    if for_om and om_path is None:
+    rebuild = f"rebuild it: npuconv om {recipe_path}" + (f" --variant {variant}" if variant else "")
+    if target.kind == "om" and om_path is None:
         om_path = Path(r.output_dir) / f"{om_runs(r, variant)[-1].stem}.om"
     if reference is not None:
-        saved, verify_config = load_saved(reference)
-        run = VerifyRun(r.name, saved, verify_config)
-        graphs, loop, paddle = {}, saved.facts.get("host_loop"), None
-    else:
-        runs = reference_runs(r, variant, for_om=for_om, samples=samples)
-        outcomes = execute(runs, force=force, keep_going=True, progress=step, warn=warn)
-        onnx, ref = outcomes[-2].artifact, outcomes[-1].artifact
-        model_path = Path(onnx.published.get("model", onnx.path(onnx.card["graphs"][0]["role"])))
-        run = VerifyRun(r.name, ReferenceSet.from_artifact(ref, model_path), r.verify,
-                        onnx_path=onnx.path("model") if "model" in onnx.files else None, recipe=r, om=cfg)
-        graphs = {g["role"]: onnx.path(g["role"]) for g in onnx.card["graphs"]}
-        loop, paddle = onnx.card.get("host_loop"), _paddle_files(r, outcomes)
-    om_card = _checked_om_card(om_path, run.reference.facts, f"rebuild it: npuconv om {recipe_path}"
-                               + (f" --variant {variant}" if variant else "")) if for_om else None
-    mode = target.arg if target.kind == "emulate" else "fp16"
-    ctx = TargetContext(graphs, loop, paddle, om_path, om_card, config_for(cfg, mode) if target.kind == "emulate" else None)
-    report = verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)
+        return _replay(reference, target, om_path, layerwise, save, step, rebuild), Path(r.output_dir)
+    outcomes = execute(reference_runs(r, variant, for_om=target.kind == "om", samples=samples), force=force,
+                       keep_going=True, progress=step, warn=warn)
+    export = next((o.artifact for o in outcomes if o.run.stage.name == "export"), None)
+    report = verify_artifacts(r, target, outcomes[-2].artifact, outcomes[-1].artifact, export=export, om_path=om_path,
+                              om_cfg=select_variant(r.om, variant), rebuild_hint=rebuild, layerwise=layerwise,
+                              save=save, step=step)
     return report, Path(r.output_dir)
 
 
-def _paddle_files(recipe, outcomes) -> tuple[Path, Path] | None:
-    """The Paddle model a `paddle` target runs: the export stage's output, else a Paddle source."""
-    export = next((o.artifact for o in outcomes if o.run.stage.name == "export"), None)
-    if export is not None:
-        return export.path("model"), export.path("params")
-    src = recipe.source
-    return (src.model_file(), src.params_file()) if getattr(src, "format", None) == "paddle" else None
-
-
-def _checked_om_card(om_path: Path, facts, rebuild_hint: str):
-    """The OM's card, refused when it was built from another ONNX than the reference's: checked before any
-    NPU runtime is looked for, so a stale OM is refused on every machine."""
-    from converter.runners.om_card import check_om_card, load_om_card
-
-    card = load_om_card(om_path)
-    check_om_card(om_path, card, facts["onnx_sha256"], rebuild_hint=rebuild_hint)
-    return card
-
-
-def _replay(source: Path, target, om_path, layerwise, save, step):
+def _replay(source: Path, target, om_path, layerwise, save, step,
+            rebuild: str = "rebuild the OM from this bundle's ONNX (build_om.sh)"):
     """A bundle or a saved reference: the saved reference against the target; nothing is converted."""
+    from converter.errors import InputError
     from converter.pipeline.bundle import is_bundle, open_bundle
     from converter.runners.factory import TargetContext
+    from converter.runners.om_card import check_om_card, load_om_card
     from converter.verify.parity import VerifyRun, target_precision, verify
     from converter.verify.reference import load_saved
 
@@ -160,12 +131,13 @@ def _replay(source: Path, target, om_path, layerwise, save, step):
     else:
         saved, verify_config = load_saved(source)
         where = str(source)
-    if target.kind == "om" and om_path is None:
-        from converter.errors import InputError
-
-        raise InputError(f"{where} holds no OM (atc did not run where it was made)",
-                         hint="build the OM with the bundle's build_om.sh, then pass it with --om FILE")
-    om_card = _checked_om_card(om_path, saved.facts, "rebuild the OM from this bundle's ONNX (build_om.sh)")         if target.kind == "om" else None
+    om_card = None
+    if target.kind == "om":
+        if om_path is None:
+            raise InputError(f"{where} holds no OM (atc did not run where it was made)",
+                             hint="build the OM with the bundle's build_om.sh, then pass it with --om FILE")
+        om_card = load_om_card(om_path)
+        check_om_card(om_path, om_card, saved.facts["onnx_sha256"], rebuild_hint=rebuild)
     ctx = TargetContext(graphs, saved.facts.get("host_loop"), None, om_path, om_card)
     run = VerifyRun(saved.facts.get("recipe", source.name), saved, verify_config)
     return verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)

@@ -11,6 +11,7 @@ _STAGES = {
     "onnx": "converter.stages.onnx_stage:OnnxStage",
     "om": "converter.stages.atc.stage:OmStage",
     "reference": "converter.stages.reference:ReferenceStage",
+    "verify": "converter.stages.verify_stage:VerifyStage",
 }
 _INSTANCES: dict[str, Stage] = {}
 
