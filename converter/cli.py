@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console
-from converter.commands import doctor, lint, om, onnx, schema, verify
+from converter.commands import bench, doctor, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import NpuconvError
 
@@ -41,6 +41,7 @@ app.command("om")(om.om_command)
 app.command("lint")(lint.lint_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
+app.command("bench")(bench.bench_command)
 
 
 def main() -> None:

@@ -24,3 +24,13 @@ def load(recipe: Path, overrides: list[str] | None, model_dir: Path | None = Non
     from converter.recipe.loader import load_recipe
 
     return load_recipe(recipe, overrides or (), model_dir=model_dir, output_dir=output_dir)
+
+
+def default_om(recipe, variant: str | None) -> Path:
+    """Where the om stage writes the OM of this recipe and variant."""
+    from converter.recipe.om import select_variant
+    from converter.stages.atc.stage import om_stem
+
+    cfg = select_variant(recipe.om, variant)
+    stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
+    return Path(recipe.output_dir) / f"{stem}.om"

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, load
+from converter.commands.common import (ForceOpt, JsonOpt, ModelDirOpt, OutputDirOpt, RecipeArg, SetOpt, VariantOpt, default_om,
+                                       load)
 
 TargetOpt = Annotated[str, typer.Option(
     "--target", "-t",
@@ -48,7 +49,7 @@ def verify_command(
 
     parsed = parse_target(target)
     r = load(recipe, set_, model_dir, output_dir)
-    om_path = om or (_default_om(r, variant) if parsed.kind == "om" else None)
+    om_path = om or (default_om(r, variant) if parsed.kind == "om" else None)
     check_available(parsed, r, om_path)
     with steps(f"verify {r.name} against {parsed}") as step:
         onnx = build_onnx(r, force=force, on_step=step)
@@ -68,16 +69,6 @@ def verify_command(
     _render(data, err if json_ else out)
     if not report:
         raise typer.Exit(1)
-
-
-def _default_om(recipe, variant: str | None) -> Path:
-    """Where the om stage writes the OM of this recipe and variant."""
-    from converter.recipe.om import select_variant
-    from converter.stages.atc.stage import om_stem
-
-    cfg = select_variant(recipe.om, variant)
-    stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
-    return Path(recipe.output_dir) / f"{stem}.om"
 
 
 def _fmt(value: float) -> str:
