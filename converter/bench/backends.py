@@ -16,8 +16,9 @@ from pathlib import Path
 
 from converter.errors import InputError
 from converter.runners.base import Runner
-from converter.runners.factory import PROVIDERS
+from converter.runners.factory import PROVIDERS, parse_target
 
+KINDS = ("onnx", "onnx-raw", "onnx-file", "paddle", "om")
 USAGE = "onnx[:provider] | onnx-raw | onnx-file:PATH | paddle | om"
 _SHORT = {full: short for short, full in reversed(PROVIDERS.items())}
 
@@ -46,24 +47,17 @@ class Backend:
 def parse_backend(text: str) -> Backend:
     """Parse a `--backend` value, or raise InputError listing the accepted forms."""
     kind, _, arg = text.strip().partition(":")
-    if kind == "onnx":
-        arg = arg or "cpu"
-        if arg.lower() in PROVIDERS:
-            arg = PROVIDERS[arg.lower()]
-        elif not arg.endswith("ExecutionProvider"):
-            raise InputError(f"unknown ONNX Runtime provider {arg!r}",
-                             hint=f"use one of {', '.join(PROVIDERS)} or a full *ExecutionProvider name")
-        return Backend("onnx", arg)
-    if kind == "onnx-file":
-        if not arg:
-            raise InputError("onnx-file needs a path: --backend onnx-file:PATH", hint="e.g. --backend onnx-file:build/raw.onnx")
-        return Backend("onnx-file", arg)
-    if kind in ("onnx-raw", "paddle", "om"):
-        if arg:
-            raise InputError(f"backend {kind} takes no argument (got {text!r})", hint=f"use {USAGE}")
+    if kind not in KINDS:
+        why = " (emulation predicts fp16 numerics; its speed means nothing)" if kind == "emulate" else ""
+        raise InputError(f"unknown backend {text!r}{why}", hint=f"use {USAGE}")
+    if kind == "onnx-file" and not arg:
+        raise InputError("onnx-file needs a path: --backend onnx-file:PATH", hint="e.g. --backend onnx-file:build/raw.onnx")
+    if kind in ("onnx-raw", "paddle", "om") and arg:
+        raise InputError(f"backend {kind} takes no argument (got {text!r})", hint=f"use {USAGE}")
+    if kind == "onnx-raw":
         return Backend(kind)
-    hint = "emulation predicts fp16 numerics; its speed means nothing" if kind == "emulate" else ""
-    raise InputError(f"unknown backend {text!r}" + (f" ({hint})" if hint else ""), hint=f"use {USAGE}")
+    target = parse_target(text)  # verify's targets: the same provider names
+    return Backend(target.kind, target.arg)
 
 
 @dataclass(frozen=True)

@@ -161,13 +161,15 @@ def measure(specs: list[BackendSpec], feeds: list[list[dict[str, np.ndarray]]], 
                 worker = WorkerProcess(spec, Path(tmp))
                 workers.append(worker)
                 loaded.append(worker.call("load", spec, str(write_feeds(Path(tmp) / f"feeds{i}.npz", feeds[i]))))
+                if len(specs) > 1:  # the next cold start must not share the cores with this one's spinning threads
+                    worker.wait_idle()
                 done += 1
                 report(spec.label, done, total)
             for worker in workers:  # warm-up: the first runs after loading are not steady state
-                times = worker.call("run", plan.warmup, plan.warmup_s)["times_ns"] if (plan.warmup or plan.warmup_s) else []
-                if len(workers) > 1:
+                runs_ns = worker.call("run", plan.warmup, plan.warmup_s)["times_ns"] if (plan.warmup or plan.warmup_s) else []
+                if len(specs) > 1:
                     worker.wait_idle()
-                warm.append((len(times), sum(times) / 1e9))
+                warm.append((len(runs_ns), sum(runs_ns) / 1e9))
                 done += 1
                 report(worker.spec.label, done, total)
             times: list[list[float]] = [[] for _ in specs]
@@ -177,7 +179,7 @@ def measure(specs: list[BackendSpec], feeds: list[list[dict[str, np.ndarray]]], 
                 order = range(len(specs)) if r % 2 == 0 else reversed(range(len(specs)))
                 for i in order:
                     answer = workers[i].call("run", runs, seconds, SETTLE_S)
-                    if len(workers) > 1:
+                    if len(specs) > 1:
                         workers[i].wait_idle()
                     block = [t / 1e6 for t in answer["times_ns"]]
                     times[i] += block
