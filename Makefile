@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= convert,test
+EXTRAS ?= convert,bench,test
 # Offline: `make wheelhouse` on a machine with PyPI, copy wheelhouse/ over, then `make install WHEELHOUSE=wheelhouse`.
 WHEELHOUSE ?=
 PIP_FROM := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE)),)
@@ -23,9 +23,6 @@ $(BIN)/npuconv: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_FROM) -e '.[$(EXTRAS)]'
 	@touch $@
 
-<<<<<<< HEAD
-models: $(MODELS)/.ok $(MODELS)/slanet_plus/.ok
-=======
 # Every wheel `make install` needs, for this platform and Python: npuconv itself, its dependencies with the
 # convert and test extras, and the build backend (an editable install builds npuconv offline too).
 # Another platform (the device box): see README "Build servers and offline machines".
@@ -34,8 +31,7 @@ wheelhouse:
 	$(BIN)/pip wheel --quiet --disable-pip-version-check --wheel-dir wheelhouse '.[$(EXTRAS)]' 'setuptools>=68' wheel
 	@ls wheelhouse | wc -l | xargs echo "wheelhouse/: wheels:"
 
-models: $(MODELS)/.ok
->>>>>>> h-deploy
+models: $(MODELS)/.ok $(MODELS)/slanet_plus/.ok
 
 $(MODELS)/.ok:
 	@mkdir -p $(MODELS)/.dl
