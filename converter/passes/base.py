@@ -78,6 +78,19 @@ class PassResult:
     card: Mapping[str, Any] = field(default_factory=dict)  # facts downstream needs (host loop, early exit)
 
 
+def onnx_options(section: Any) -> Any:
+    """The recipe's `onnx:` options from the stage section handed to `Pass.configure` (a recipe or section
+    object with an `onnx` attribute, the options themselves, or their JSON form); None when absent."""
+    if section is None:
+        return None
+    if isinstance(section, Mapping):
+        from types import SimpleNamespace
+
+        options = section.get("onnx", section)
+        return SimpleNamespace(**options) if isinstance(options, Mapping) else options
+    return getattr(section, "onnx", section)
+
+
 class Pass(abc.ABC):
     """One rewrite. `Config` is its typed configuration, built from the onnx stage's section by
     `configure`; `run` must not modify its input models in place."""

@@ -61,6 +61,7 @@ def test_opset_out_of_cann_range(cli, make_recipe, fake_atc):
     assert res.code == 2
     assert res.json()["error"]["message"] == (
         "om rule opset-range: the ONNX has ai.onnx opset 14, CANN 6.0 atc parses opset 9..13")
+    assert "onnx.max_opset: 13" in res.json()["error"]["hint"]  # the lower_opset pass makes this followable
     assert atc_calls(fake_atc) == []
 
 

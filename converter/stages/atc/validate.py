@@ -80,7 +80,8 @@ def check_against_onnx(recipe: Recipe, cfg: OmConfig, dynamic: DynamicPlan, inpu
     if not low <= opset <= high:
         raise rule_error("opset-range", f"the ONNX has ai.onnx opset {opset}, CANN {opt.cann_key(cfg.cann_version)} "
                          f"atc parses opset {low}..{high}",
-                         f"set onnx.opset within {low}..{high} (and check the card's opset_written)")
+                         f"set onnx.max_opset: {high} in the recipe: the onnx stage then lowers the ONNX to opset {high} "
+                         f"(paddle2onnx may write a higher opset than onnx.opset asks)")
     unknown = [n for n in cfg.keep_dtype if not n.startswith("OpType::") and n not in node_names]
     if unknown:
         warnings.append(f"om.keep_dtype names {unknown} are not node names of the ONNX; atc will ignore them "
