@@ -72,17 +72,17 @@ def build(variant: str, out_dir: Path) -> Path:
             locs = paddle.zeros([n, CAPACITY, LOC])
             if variant in ("concat", "concat_read"):
                 grown = paddle.zeros([n, 1, VOCAB])
-            else:
-                preds = paddle.zeros([n, CAPACITY, VOCAB])
+            else:  # multi_row writes rows i and i + 1: one spare row
+                preds = paddle.zeros([n, CAPACITY + (variant == "multi_row"), VOCAB])
             if variant == "window":
                 hist = paddle.zeros([n, CAPACITY, HIDDEN])
-            if variant == "two_loops":
-                for j in range(paddle.to_tensor(2)):
+            if variant == "two_loops":  # a trip count from data: fold_control_flow cannot unroll it
+                for j in range(paddle.cast(x.sum() > 0, "int64") + 1):
                     h = h + 0.1 * self.proj_h(h)
             max_len = paddle.to_tensor(MAX_LEN)
             for i in range(max_len + 1):
-                if variant == "nested":
-                    for _ in range(paddle.to_tensor(2)):
+                if variant == "nested":  # a trip count from data: fold_control_flow cannot unroll it
+                    for _ in range(paddle.cast(pre[0] % 2, "int64") + 1):
                         h = paddle.tanh(self.proj_h(h))
                 if variant == "concat_read":
                     h = h + grown.sum(1)[:, :1] * 0.1  # attention-like read of the grown history

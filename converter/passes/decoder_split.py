@@ -16,7 +16,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from converter.passes import graph_edit as ge
-from converter.passes.base import ModelSet, Pass, PassResult
+from converter.passes import graphs
+from converter.passes.base import ModelSet, Pass, PassResult, onnx_options
 from converter.passes.loop_body import SplitRefused, extract, find_loop
 from converter.passes.loop_graphs import check_static, encoder_graph, step_graph, unroll
 from converter.passes.loop_index import analyse, constant_over_steps
@@ -40,15 +41,11 @@ class DecoderSplit(Pass):
     Config = DecoderConfig
 
     def configure(self, section) -> DecoderConfig:
-        """`onnx.decoder.steps_per_call` from the stage section (a recipe, its onnx section, or a dict)."""
-        for path in (("onnx", "decoder"), ("decoder",)):
-            node = section
-            for key in path:
-                node = node.get(key) if isinstance(node, dict) else getattr(node, key, None)
-            if node is not None:
-                k = node.get("steps_per_call") if isinstance(node, dict) else getattr(node, "steps_per_call", None)
-                return DecoderConfig(steps_per_call=k or 1)
-        return DecoderConfig()
+        """`onnx.decoder.steps_per_call` from the stage section."""
+        decoder = getattr(onnx_options(section), "decoder", None)
+        if isinstance(decoder, dict):
+            return DecoderConfig(**{k: v for k, v in decoder.items() if k == "steps_per_call"})
+        return DecoderConfig(steps_per_call=getattr(decoder, "steps_per_call", 1))
 
     def run(self, models: ModelSet, config: DecoderConfig) -> PassResult:
         if set(models.graphs) != {"model"} or find_loop(models.model) is None:
@@ -62,7 +59,7 @@ def split(model, steps_per_call: int = 1):
     """(encoder, step, host-loop spec, notes) for a model holding one top-level Loop."""
     model = ge.infer(model)
     loop = find_loop(model)
-    names = ge.Names(ge.all_names(model.graph))
+    names = graphs.Names(model)
     body = extract(model, loop, names)
     body.model = ge.simplify(body.model)
     _settle_shapes(body)
@@ -71,7 +68,7 @@ def split(model, steps_per_call: int = 1):
     start_const, start_name = _scalar(loop.input[1], consts)
     init_values = {st.input: np.reshape(consts[st.init], st.shape) for st in body.states
                    if st.role != "append" and st.init in consts and np.size(consts[st.init]) == int(np.prod(st.shape))}
-    tables = analyse(body, init_values, None if trip_const is None else int(trip_const))
+    tables = analyse(body, init_values, None if trip_const is None else int(trip_const), steps_per_call)
     writes = rewrite_scatters(body, tables, names)
     freeze_constants(body, constant_over_steps(tables), names)
     classify(body, writes)
@@ -83,7 +80,8 @@ def split(model, steps_per_call: int = 1):
     step, io = step_graph(body, wheres, chains, model, names)
     step = ge.simplify(step)
     check_static(step, "step")
-    step = ge.type_outputs(ge.simplify(unroll(step, io, steps_per_call, names)))
+    _check_states(step, io)
+    step = ge.type_outputs(ge.simplify(unroll(step, io, steps_per_call, tables.capacity, names)))
 
     loop_free = _loop_free_outputs(model, loop)
     extra = {f"state:{s.input}": s.init for s in body.states if s.role == "recurrent"}
@@ -130,6 +128,15 @@ def _settle_shapes(body) -> None:
         body.model = ge.simplify(body.model)
 
 
+def _check_states(step, io) -> None:
+    """Each state the step feeds back must come out with the shape it went in with."""
+    infos = ge.value_infos(ge.infer(step))
+    for name in io.states:
+        before, after = ge.static_shape(infos[name]), ge.static_shape(infos[f"{name}.next"])
+        if before != after:
+            raise SplitRefused(f"loop state '{name}' changes shape from {list(before or [])} to {list(after or [])} per step")
+
+
 def _scalar(name: str, consts: dict):
     """(constant value, None) or (None, tensor name) for a Loop's optional trip count / start condition."""
     if not name:
@@ -157,6 +164,8 @@ def _roots(body, writes, tables, used: set[str], start_const):
                 raise SplitRefused(f"loop output '{st.final}' aliases the buffer '{w.state}' and the loop may run "
                                    "no step (its start condition is not constant true)")
             buffer = states[w.state]
+            if st.role == "last":
+                st.role = "alias"
             roots.append(Root("write", st.final, w.row, buffer.init, w.axis, w.offset, len(buffer.shape)))
         elif st.input in tables.counters:
             counter_finals[st.final] = st.input
@@ -208,6 +217,8 @@ def spec(model, body, io, chains, enc: dict[str, str], capacity: int, k: int, st
         "outputs": [o.name for o in model.graph.output],
         "start": {"encoder": enc["start"]} if "start" in enc else bool(start_const if start_const is not None else True),
         "trip_count": {"encoder": enc["trip"]} if "trip" in enc else None,
+        "end": {"condition": body.cond, "stops_when": "a step's cond output is false, or after `capacity` steps "
+                "(or the trip count)"},
         "step": {
             "index": index,
             "feeds": [{"input": f, "encoder": enc[f"feed:{f}"]} for f in io.feeds],

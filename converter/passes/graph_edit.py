@@ -1,9 +1,9 @@
-"""Small ONNX graph-editing primitives the decoder split is built from: who produces and consumes a tensor,
-constants, outer references of subgraphs, dead-code removal, topological order, fresh names."""
+"""ONNX graph editing the decoder split is built from: who produces and consumes a tensor, constants,
+outer references of subgraphs, dead-code removal, topological order, typed standalone models (fresh names,
+node builders and opsets come from converter.passes.graphs)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import numpy as np
@@ -111,25 +111,6 @@ def prune(graph) -> None:
     graph.initializer.extend(inits)
 
 
-class Names:
-    """Fresh tensor names that collide with nothing already in use."""
-
-    def __init__(self, taken: Iterable[str] = ()) -> None:
-        self.taken = set(taken)
-        self._n = itertools.count()
-
-    def take(self, name: str) -> str:
-        self.taken.add(name)
-        return name
-
-    def fresh(self, base: str) -> str:
-        name = base
-        while name in self.taken:
-            name = f"{base}.{next(self._n)}"
-        self.taken.add(name)
-        return name
-
-
 def all_names(graph) -> set[str]:
     names = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {o.name for o in graph.output}
     for node in graph.node:
@@ -176,14 +157,6 @@ def make_model(graph, like) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=list(like.opset_import))
     model.ir_version = like.ir_version
     return model
-
-
-def const_node(name: str, value: np.ndarray):
-    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
-
-
-def opset(model) -> int:
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def simplify(model):

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from converter.errors import InputError
 from converter.passes import graph_edit as ge
+from converter.passes import graphs
 
 HINT = ("the decoder split only rewrites what it can prove exact; change the head (preallocate the buffers, "
         "write `buf[:, i] = x`, keep the history out of the step) and re-export, or switch the pass off with "
@@ -88,7 +89,7 @@ class LoopBody:
     init_shapes: dict[str, tuple] = field(default_factory=dict)  # state input -> shape of its initial value
 
 
-def _inline_ifs(nodes: list, names: ge.Names, inits: list) -> list:
+def _inline_ifs(nodes: list, names: graphs.Names, inits: list) -> list:
     """Replace every If by both branches (renamed) and a per-output select; recursive."""
     out = []
     for node in nodes:
@@ -97,7 +98,7 @@ def _inline_ifs(nodes: list, names: ge.Names, inits: list) -> list:
             continue
         cond = names.fresh(node.output[0] + ".cond")
         shape = names.fresh(node.output[0] + ".scalar")
-        out.append(ge.const_node(shape, np.zeros(0, np.int64)))
+        out.append(graphs.const_node(shape, np.zeros(0, np.int64)))
         out.append(helper.make_node("Reshape", [node.input[0], shape], [cond]))
         branches = {}
         for key in ("then_branch", "else_branch"):
@@ -141,7 +142,7 @@ def _rename_io(node, rename: dict) -> None:
             o.name = local.get(o.name, o.name)
 
 
-def extract(model, loop, names: ge.Names) -> LoopBody:
+def extract(model, loop, names: graphs.Names) -> LoopBody:
     """The loop body as a standalone model. `model` must carry shape information (ge.infer) for the
     loop's inputs and the outer tensors the body reads; a dynamic one is refused."""
     g = model.graph
@@ -250,7 +251,7 @@ def _typed(name: str, infos: dict, consts: dict) -> tuple[int, list]:
     return dtype, list(shape or ())
 
 
-def _find_append(st: State, nodes: list, made: dict, names: ge.Names) -> None:
+def _find_append(st: State, nodes: list, made: dict, names: graphs.Names) -> None:
     """A state updated as Concat(state, new...) becomes `append`: the body output turns into the new part.
     Any other read of a Concat-grown state is refused (its shape grows every step)."""
     out = st.output

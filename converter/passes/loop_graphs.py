@@ -12,6 +12,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from converter.passes import graph_edit as ge
+from converter.passes import graphs
 from converter.passes.loop_body import LoopBody, SplitRefused, describe
 from converter.passes.loop_tail import Chain
 
@@ -30,10 +31,10 @@ class StepIO:
     initializers: list = field(default_factory=list)      # body initializers the hoisted nodes read
 
 
-def replay(chain: Chain, start: str, suffix: str, names: ge.Names) -> tuple[list, dict[str, str]]:
+def replay(chain: Chain, start: str, suffix: str, names: graphs.Names) -> tuple[list, dict[str, str]]:
     """Copies of the chain's nodes reading `start` instead of the loop output; returns the nodes and
-    {model output: tensor}. A copied Reshape(x, Shape(y)) is marked (attribute-free, by name) in
-    `chain.checks` as (x copy, reshape copy): it must keep the shape."""
+    {model output: tensor}. Each copied Reshape(x, Shape(y)) goes to `chain.checks` as (x copy, reshape
+    copy, original node): on one row it must keep the shape, as it does on all rows."""
     mapping = {chain.root.final: start}
     nodes = []
     for node in chain.nodes:
@@ -58,7 +59,7 @@ def replay(chain: Chain, start: str, suffix: str, names: ge.Names) -> tuple[list
     return nodes, out
 
 
-def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], outer, names: ge.Names) -> tuple[onnx.ModelProto, StepIO]:
+def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], outer, names: graphs.Names) -> tuple[onnx.ModelProto, StepIO]:
     """The single step: body nodes minus the masked writes of write-only buffers, plus each chain
     replayed on its per-step value; loop-invariant nodes hoisted out."""
     g = body.model.graph
@@ -75,9 +76,7 @@ def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], oute
         start = chain.root.source
         if chain.root.kind == "scan":
             start = names.fresh(start + ".row")
-            axes = names.fresh(start + ".axes")
-            inits[axes] = numpy_helper.from_array(np.zeros(1, np.int64), axes)
-            nodes.append(helper.make_node("Unsqueeze", [chain.root.source, axes], [start]))
+            nodes += graphs.unsqueeze_nodes(chain.root.source, start, [0], graphs.opset_of(body.model), names)
         copies, outs = replay(chain, start, "step", names)
         nodes.extend(copies)
         kind = "last" if chain.root.kind == "last" else "row"
@@ -105,7 +104,7 @@ def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], oute
     inputs += [_typed(s, types[s], st_shape(body, s)) for s in io.states]
     inputs += [_typed(f, types.get(f) or outer_types[f]) for f in io.feeds]
     outputs, extra = _named_outputs({**{f"{s}.next": t for s, t in io.states.items()}, **io.per_step})
-    used = {i for n in kept for i in n.input}
+    used = {i for n in kept + extra for i in n.input}
     graph = helper.make_graph(kept + extra, "step", inputs, outputs, [t for k, t in inits.items() if k in used])
     ge.unique_node_names(graph)
     model = ge.type_outputs(ge.make_model(graph, body.model))
@@ -166,9 +165,10 @@ def check_static(model, role: str) -> None:
                                    f"(it changes per step or depends on data)")
 
 
-def unroll(step, io: StepIO, k: int, names: ge.Names) -> onnx.ModelProto:
-    """K copies of the step in one graph: copy j reads copy j-1's states and the counter + j; outputs
-    `<key>.<j>` for every per-step output and `<state>.next` from the last copy."""
+def unroll(step, io: StepIO, k: int, capacity: int, names: graphs.Names) -> onnx.ModelProto:
+    """K copies of the step in one graph: copy j reads copy j-1's states and the counter + j (at most
+    capacity - 1: copies past the capacity only run to be dropped); outputs `<key>.<j>` for every per-step
+    output and `<state>.next` from the last copy."""
     g = step.graph
     nodes, outputs = [], []
     current = {s: s for s in io.states}
@@ -177,10 +177,12 @@ def unroll(step, io: StepIO, k: int, names: ge.Names) -> onnx.ModelProto:
     for j in range(k):
         rename = dict(current)
         if io.index and j:
-            offset = names.fresh(f"{io.index}.plus{j}")
+            offset, last, added = (names.fresh(f"{io.index}.{s}{j}") for s in ("plus", "last", "added"))
             rename[io.index] = names.fresh(f"{io.index}.{j}")
-            nodes.append(ge.const_node(offset, np.array(j, np.int64)))
-            nodes.append(helper.make_node("Add", [io.index, offset], [rename[io.index]]))
+            nodes.append(graphs.const_node(offset, np.array(j, np.int64)))
+            nodes.append(graphs.const_node(last, np.array(capacity - 1, np.int64)))
+            nodes.append(helper.make_node("Add", [io.index, offset], [added]))
+            nodes.append(helper.make_node("Min", [added, last], [rename[io.index]]))
         for node in g.node:
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
@@ -206,7 +208,7 @@ def _per_step(name: str, io: StepIO) -> bool:
 
 
 def encoder_graph(outer, loop, io: StepIO, chains: list[Chain], extra_outputs: dict[str, str],
-                  reshapes: dict[str, tuple], names: ge.Names) -> tuple[onnx.ModelProto, dict[str, str]]:
+                  reshapes: dict[str, tuple], names: graphs.Names) -> tuple[onnx.ModelProto, dict[str, str]]:
     """Everything before the loop + the hoisted work + each chain replayed on its initial value.
     `extra_outputs` maps keys to outer tensors the host needs (state inits, loop-independent outputs,
     the start condition); `reshapes` gives states whose initial value needs another (one-element) shape.
@@ -223,7 +225,7 @@ def encoder_graph(outer, loop, io: StepIO, chains: list[Chain], extra_outputs: d
         if key.startswith("state:") and key[6:] in reshapes:
             target = names.fresh(tensor + ".shape")
             shaped = names.fresh(tensor + ".reshaped")
-            nodes.append(ge.const_node(target, np.array(reshapes[key[6:]], np.int64)))
+            nodes.append(graphs.const_node(target, np.array(reshapes[key[6:]], np.int64)))
             nodes.append(helper.make_node("Reshape", [tensor, target], [shaped]))
             tensor = shaped
         named[key] = tensor

@@ -24,9 +24,11 @@ _SHAPE_INPUTS = {
     "Resize": (1, 2, 3), "Upsample": (1,), "Pad": (1, 2, 3), "TopK": (1,), "OneHot": (1,), "Squeeze": (1,),
     "Unsqueeze": (1,), "Split": (1,), "CenterCropPad": (1,), "ReduceSum": (1,), "ReduceMax": (1,),
     "ReduceMin": (1,), "ReduceMean": (1,), "ReduceProd": (1,), "ReduceL1": (1,), "ReduceL2": (1,),
-    "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,),
+    "ReduceLogSum": (1,), "ReduceLogSumExp": (1,), "ReduceSumSquare": (1,), "MaxUnpool": (2,), "DFT": (1,),
+    "STFT": (2, 3), "Col2Im": (1, 2), "AffineGrid": (1,), "BlackmanWindow": (0,), "HannWindow": (0,),
+    "HammingWindow": (0,),
 }
-_VALUE_SHAPED = {"Range", "NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit"}
+_VALUE_SHAPED = {"Range", "NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit", "MelWeightMatrix"}
 _RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
@@ -79,7 +81,8 @@ def conjuncts(nodes: list, name: str) -> list[str]:
     return [name]
 
 
-def analyse(body: LoopBody, init_values: dict[str, np.ndarray], trip_count: int | None) -> IndexTables:
+def analyse(body: LoopBody, init_values: dict[str, np.ndarray], trip_count: int | None,
+            steps_per_call: int = 1) -> IndexTables:
     """Find the step-only tensors of `body` and evaluate them at every step. `init_values` holds the
     constant initial values of states (by body input name). Refused without a static bound on the steps."""
     import onnxruntime as ort
@@ -109,7 +112,7 @@ def analyse(body: LoopBody, init_values: dict[str, np.ndarray], trip_count: int 
         return IndexTables(trip_count, {}, {}, set())
 
     program = ge.needed(nodes, wanted)
-    used = {i for n in program for i in ge.node_reads(n)}
+    used = {i for n in program for i in ge.node_reads(n)} | set(wanted)
     inputs = [vi for vi in g.input if vi.name in used or vi.name == body.iter]
     inits = [t for t in g.initializer if t.name in used]
     model = ge.make_model(helper.make_graph(program, "index", inputs, [helper.ValueInfoProto(name=w) for w in wanted], inits),
@@ -144,6 +147,18 @@ def analyse(body: LoopBody, init_values: dict[str, np.ndarray], trip_count: int 
             raise SplitRefused(f"the loop's step-only condition still holds after {STEP_LIMIT} steps: no static "
                                "capacity for the host loop")
         capacity = trip_count
+    # K steps per call: the last call may run up to K-1 steps past the capacity (their results are
+    # dropped; the unrolled step clamps its counter to capacity - 1). They must still run without error.
+    for k in range(capacity, capacity + (steps_per_call - capacity % steps_per_call) % steps_per_call):
+        feed.update(state)
+        feed[body.iter] = np.full(iter_shape, capacity - 1, np.int64)
+        try:
+            got = dict(zip(wanted, session.run(wanted, feed)))
+        except Exception as exc:  # ORT's own error types: an index out of range past the capacity
+            raise SplitRefused(f"with {steps_per_call} steps per call the last call runs step {k}, past the capacity "
+                               f"{capacity}, and that step fails ({str(exc).splitlines()[0][-160:]}); use a "
+                               f"steps_per_call that divides {capacity}") from None
+        state = {c: got[outputs[c]].reshape(np.shape(init_values[c])) for c in counters}
     return IndexTables(capacity, values, history, seeded)
 
 

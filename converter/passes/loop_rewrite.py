@@ -14,6 +14,7 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from converter.passes import graph_edit as ge
+from converter.passes import graphs
 from converter.passes.loop_body import LoopBody, SplitRefused, describe
 from converter.passes.loop_index import IndexTables, refuse_data_write
 
@@ -28,7 +29,7 @@ class RowWrite:
     where: str     # the Where node's output (== result)
 
 
-def rewrite_scatters(body: LoopBody, tables: IndexTables, names: ge.Names) -> list[RowWrite]:
+def rewrite_scatters(body: LoopBody, tables: IndexTables, names: graphs.Names) -> list[RowWrite]:
     """Replace every Scatter* of the body by a masked select; refuse writes that are not one row per step
     at the step counter."""
     g = body.model.graph
@@ -124,7 +125,7 @@ def _nd_row(idx: np.ndarray, shape: tuple) -> tuple[int | None, int]:
     return None, 0
 
 
-def freeze_constants(body: LoopBody, same: dict[str, np.ndarray], names: ge.Names) -> None:
+def freeze_constants(body: LoopBody, same: dict[str, np.ndarray], names: graphs.Names) -> None:
     """Replace step-only tensors that hold one value at every step by initializers."""
     g = body.model.graph
     rename = {}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from converter.passes import graph_edit as ge
+from converter.passes import graphs
 from converter.passes.loop_body import SplitRefused, describe
 
 UNARY = {"Relu", "Sigmoid", "Tanh", "Exp", "Log", "Abs", "Neg", "Cast", "Identity", "Sqrt", "Erf", "Floor",
@@ -74,7 +75,7 @@ def analyse(model, loop, roots: list[Root], counters: dict[str, list[np.ndarray]
     loop output -> body input of those states."""
     g = model.graph
     consts = ge.constants(g)
-    ctx = _Ctx(model, consts, ge.value_infos(model), ge.opset(model), counters, counter_finals)
+    ctx = _Ctx(model, consts, ge.value_infos(model), graphs.opset_of(model), counters, counter_finals)
     tainted = _tainted(list(g.node), set(loop.output))
     after = [n for n in g.node if n is not loop and any(i in tainted for i in ge.node_reads(n))]
     final_index = set(counter_finals)
