@@ -21,7 +21,12 @@ from converter.passes.base import ModelSet, Pass, PassResult, onnx_options
 from converter.passes.loop_body import SplitRefused, extract, find_loop
 from converter.passes.loop_graphs import check_static, encoder_graph, step_graph, unroll
 from converter.passes.loop_index import analyse, constant_over_steps
-from converter.passes.loop_rewrite import classify, freeze_constants, resolve, rewrite_scatters
+from converter.passes.loop_rewrite import (
+    classify,
+    freeze_constants,
+    resolve,
+    rewrite_scatters,
+)
 from converter.passes.loop_tail import Root
 from converter.passes.loop_tail import analyse as analyse_tail
 from converter.passes.registry import register
@@ -97,8 +102,8 @@ def split(model, steps_per_call: int = 1):
 
     loop_spec = spec(model, body, io, chains, enc, tables.capacity, steps_per_call, start_const, step, loop_free)
     roles = {s.role for s in body.states}
-    notes = [f"Loop '{loop.output[0]}' -> encoder ({len(encoder.graph.node)} nodes) + step "
-             f"({len(step.graph.node)} nodes, {steps_per_call} step(s) per call), capacity {tables.capacity}",
+    notes = [(f"Loop '{loop.output[0]}' -> encoder ({len(encoder.graph.node)} nodes) + step "
+              f"({len(step.graph.node)} nodes, {steps_per_call} step(s) per call), capacity {tables.capacity}"),
              f"hoisted {len(io.hoisted)} loop-invariant node(s) into the encoder",
              "states: " + ", ".join(f"{r} {sum(s.role == r for s in body.states)}" for r in sorted(roles))]
     return encoder, step, loop_spec, notes
@@ -132,7 +137,7 @@ def _check_states(step, io) -> None:
     """Each state the step feeds back must come out with the shape it went in with."""
     infos = ge.value_infos(ge.infer(step))
     for name in io.states:
-        before, after = ge.static_shape(infos[name]), ge.static_shape(infos[f"{name}.next"])
+        before, after = ge.static_shape(infos[name]), ge.static_shape(infos[io.outputs[f"next:{name}"]])
         if before != after:
             raise SplitRefused(f"loop state '{name}' changes shape from {list(before or [])} to {list(after or [])} per step")
 
@@ -187,19 +192,32 @@ def _loop_free_outputs(model, loop) -> list[str]:
 
 
 def spec(model, body, io, chains, enc: dict[str, str], capacity: int, k: int, start_const, step, loop_free) -> dict:
-    """The host-loop spec: plain JSON naming encoder outputs and step inputs/outputs."""
+    """The host-loop spec: plain JSON naming encoder outputs and step inputs/outputs.
+
+    format, capacity (most steps), steps_per_call (K), inputs / outputs (the original model's, in order),
+    start (true | false | {"encoder": name}: the loop's initial condition), trip_count (null |
+    {"encoder": name}), end (what stops the loop),
+    step.index ({"input", "shape", "dtype"} or null: fed the step number k of the call's first step),
+    step.feeds ([{"input", "encoder"}]: loop-invariant tensors fed every call), step.states ([{"input",
+    "output", "init"}]: fed back; init from the encoder), step.cond (K outputs: false = the loop ends after
+    that step),
+    results (one per model output): {"mode": "encoder", "init"} | {"mode": "last", "init", "values": K
+    outputs} | {"mode": "write" | "append", "init" (null: no rows before the first step), "rows": K outputs,
+    "axis", "offset" (write: step k writes row k + offset), "count" (null: all rows, else keep
+    `scale * steps + offset` rows, Slice semantics), "row_shape", "dtype"},
+    roles: every loop state with its role (recurrent, write, append, alias, last, dropped) and step shape."""
     infos = ge.value_infos(step)
     results = {o: {"output": o, "mode": "encoder", "init": enc[f"output:{o}"]} for o in loop_free}
     for chain in chains:
         for o, info in chain.outputs.items():
             if chain.root.kind == "last":
-                results[o] = {"output": o, "mode": "last", "init": enc.get(f"init:{o}"),
-                              "values": [f"{o}.last.{j}" for j in range(k)]}
+                results[o] = {"output": o, "mode": "last", "init": enc.get(f"init:{o}"), "values": io.copies[f"last:{o}"]}
                 continue
-            row = infos[f"{o}.row.0"]
+            rows = io.copies[f"row:{o}"]
+            row = infos[rows[0]]
             results[o] = {
                 "output": o, "mode": "write" if chain.root.kind == "write" else "append",
-                "init": enc.get(f"init:{o}"), "rows": [f"{o}.row.{j}" for j in range(k)], "axis": info.axis,
+                "init": enc.get(f"init:{o}"), "rows": rows, "axis": info.axis,
                 "offset": chain.root.offset,
                 "count": None if info.count is None else {"scale": info.count[0], "offset": info.count[1]},
                 "row_shape": list(ge.static_shape(row)),
@@ -217,13 +235,13 @@ def spec(model, body, io, chains, enc: dict[str, str], capacity: int, k: int, st
         "outputs": [o.name for o in model.graph.output],
         "start": {"encoder": enc["start"]} if "start" in enc else bool(start_const if start_const is not None else True),
         "trip_count": {"encoder": enc["trip"]} if "trip" in enc else None,
-        "end": {"condition": body.cond, "stops_when": "a step's cond output is false, or after `capacity` steps "
-                "(or the trip count)"},
+        "end": {"condition": body.cond,
+                "stops_when": "a step's cond output is false, or after `capacity` steps (or the trip count)"},
         "step": {
             "index": index,
             "feeds": [{"input": f, "encoder": enc[f"feed:{f}"]} for f in io.feeds],
-            "states": [{"input": s, "output": f"{s}.next", "init": enc[f"state:{s}"]} for s in io.states],
-            "cond": [f"cond.{j}" for j in range(k)],
+            "states": [{"input": s, "output": io.outputs[f"next:{s}"], "init": enc[f"state:{s}"]} for s in io.states],
+            "cond": io.copies["cond"],
         },
         "results": [results[o.name] for o in model.graph.output],
         "roles": [{"state": s.input, "role": s.role, "shape": list(s.shape or ())} for s in body.states],

@@ -170,7 +170,7 @@ def simplify(model):
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             out, _ = onnxsim.simplify(model, check_n=0)
-    except Exception:  # onnxsim raises bare RuntimeError/ValueError; the unsimplified graph is still exact
+    except Exception:  # noqa: BLE001 -- onnxsim raises bare RuntimeError/ValueError; the unsimplified graph is still exact
         return model
     return out
 

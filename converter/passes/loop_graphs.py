@@ -26,7 +26,9 @@ class StepIO:
     index: str | None = None                             # the step counter input
     states: dict[str, str] = field(default_factory=dict)  # state input -> its next value (body tensor)
     feeds: list[str] = field(default_factory=list)        # loop-invariant inputs, computed by the encoder
-    per_step: dict[str, str] = field(default_factory=dict)  # output key -> body tensor ("cond", "<out>.row", ...)
+    per_step: dict[str, str] = field(default_factory=dict)  # key ("cond", "row:<out>", "last:<out>") -> body tensor
+    outputs: dict[str, str] = field(default_factory=dict)   # key (those and "next:<state>") -> step output name
+    copies: dict[str, list[str]] = field(default_factory=dict)  # per-step key -> output name of each unrolled copy
     hoisted: list = field(default_factory=list)           # body nodes moved to the encoder
     initializers: list = field(default_factory=list)      # body initializers the hoisted nodes read
 
@@ -81,7 +83,7 @@ def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], oute
         nodes.extend(copies)
         kind = "last" if chain.root.kind == "last" else "row"
         for o, t in outs.items():
-            io.per_step[f"{o}.{kind}"] = t
+            io.per_step[f"{kind}:{o}"] = t
         for n in copies:
             for i in n.input:
                 if i in outer_consts and i not in inits:
@@ -102,8 +104,16 @@ def step_graph(body: LoopBody, write_wheres: set[str], chains: list[Chain], oute
     inputs = ([helper.make_tensor_value_info(body.iter, onnx.TensorProto.INT64, list(_shape(types[body.iter])))]
               if io.index else [])
     inputs += [_typed(s, types[s], st_shape(body, s)) for s in io.states]
-    inputs += [_typed(f, types.get(f) or outer_types[f]) for f in io.feeds]
-    outputs, extra = _named_outputs({**{f"{s}.next": t for s, t in io.states.items()}, **io.per_step})
+    for f in io.feeds:
+        vi = types.get(f) or outer_types[f]
+        if ge.static_shape(vi) is None:
+            raise SplitRefused(f"the loop-invariant tensor '{f}' the step reads has no static shape")
+        inputs.append(_typed(f, vi))
+    named = {f"next:{s}": t for s, t in io.states.items()} | io.per_step
+    pretty = {"cond": "cond"} | {k: f"{k[5:]}.next" if k.startswith("next:") else f"{k.split(':', 1)[1]}.{k.split(':')[0]}"
+                                 for k in named if k != "cond"}
+    io.outputs = {k: names.fresh(pretty[k]) for k in named}
+    outputs, extra = _named_outputs({io.outputs[k]: t for k, t in named.items()})
     used = {i for n in kept + extra for i in n.input}
     graph = helper.make_graph(kept + extra, "step", inputs, outputs, [t for k, t in inits.items() if k in used])
     ge.unique_node_names(graph)
@@ -167,13 +177,14 @@ def check_static(model, role: str) -> None:
 
 def unroll(step, io: StepIO, k: int, capacity: int, names: graphs.Names) -> onnx.ModelProto:
     """K copies of the step in one graph: copy j reads copy j-1's states and the counter + j (at most
-    capacity - 1: copies past the capacity only run to be dropped); outputs `<key>.<j>` for every per-step
-    output and `<state>.next` from the last copy."""
+    capacity - 1: copies past the capacity only run to be dropped); every per-step output once per copy
+    (`io.copies`), each state's next value from the last copy (under its single-step name)."""
     g = step.graph
     nodes, outputs = [], []
     current = {s: s for s in io.states}
     known = ge.value_infos(step)
     made = ge.producers(g.node)
+    io.copies = {key: [names.fresh(f"{io.outputs[key]}.{j}") for j in range(k)] for key in io.per_step}
     for j in range(k):
         rename = dict(current)
         if io.index and j:
@@ -183,28 +194,27 @@ def unroll(step, io: StepIO, k: int, capacity: int, names: graphs.Names) -> onnx
             nodes.append(graphs.const_node(last, np.array(capacity - 1, np.int64)))
             nodes.append(helper.make_node("Add", [io.index, offset], [added]))
             nodes.append(helper.make_node("Min", [added, last], [rename[io.index]]))
+        per_copy = {io.outputs[key]: io.copies[key][j] for key in io.per_step}
         for node in g.node:
             copy = onnx.NodeProto()
             copy.CopyFrom(node)
             copy.input[:] = [rename.get(i, i) for i in node.input]
             for i, name in enumerate(node.output):
-                rename[name] = copy.output[i] = names.fresh(f"{name}.{j}") if not _per_step(name, io) else f"{name}.{j}"
+                rename[name] = copy.output[i] = per_copy.get(name) or names.fresh(f"{name}.{j}")
             nodes.append(copy)
         for key in io.per_step:
-            if key not in made:  # folded to a constant
-                nodes.append(helper.make_node("Identity", [key], [f"{key}.{j}"]))
-            outputs.append(_typed(f"{key}.{j}", known[key]))
-        current = {s: rename.get(f"{s}.next", f"{s}.next") for s in io.states}
+            name = io.outputs[key]
+            if name not in made:  # folded into an initializer
+                nodes.append(helper.make_node("Identity", [name], [per_copy[name]]))
+            outputs.append(_typed(per_copy[name], known[name]))
+        current = {s: rename.get(io.outputs[f"next:{s}"], io.outputs[f"next:{s}"]) for s in io.states}
     for s in io.states:
-        nodes.append(helper.make_node("Identity", [current[s]], [f"{s}.next"]))
-        outputs.append(_typed(f"{s}.next", known[f"{s}.next"]))
+        name = io.outputs[f"next:{s}"]
+        nodes.append(helper.make_node("Identity", [current[s]], [name]))
+        outputs.append(_typed(name, known[name]))
     graph = helper.make_graph(nodes, "step", list(g.input), outputs, list(g.initializer))
     ge.unique_node_names(graph)
     return ge.make_model(graph, step)
-
-
-def _per_step(name: str, io: StepIO) -> bool:
-    return name in io.per_step
 
 
 def encoder_graph(outer, loop, io: StepIO, chains: list[Chain], extra_outputs: dict[str, str],

@@ -154,7 +154,7 @@ def analyse(body: LoopBody, init_values: dict[str, np.ndarray], trip_count: int 
         feed[body.iter] = np.full(iter_shape, capacity - 1, np.int64)
         try:
             got = dict(zip(wanted, session.run(wanted, feed)))
-        except Exception as exc:  # ORT's own error types: an index out of range past the capacity
+        except Exception as exc:  # noqa: BLE001 -- ORT's own error types: an index out of range past the capacity
             raise SplitRefused(f"with {steps_per_call} steps per call the last call runs step {k}, past the capacity "
                                f"{capacity}, and that step fails ({str(exc).splitlines()[0][-160:]}); use a "
                                f"steps_per_call that divides {capacity}") from None

@@ -16,7 +16,7 @@ import numpy as np
 from converter.errors import InputError
 from converter.runners.base import Runner, TensorInfo
 
-FORMAT = "npuconv.hostloop/1"
+FORMAT = "npuconv.hostloop/1"  # converter.passes.decoder_split.FORMAT (not imported: no onnx needed here)
 
 
 def load_spec(source: Mapping | str | Path) -> dict:
@@ -31,9 +31,11 @@ def load_spec(source: Mapping | str | Path) -> dict:
 
 
 def _ort(role: str, model: Path | bytes) -> Runner:
+    """ONNX Runtime CPU; the step on one thread (a step is ~1 M MAC: a thread pool's hand-offs cost more
+    than they save, measured on SLANet-plus)."""
     from converter.runners.onnxruntime import OnnxRuntimeRunner
 
-    return OnnxRuntimeRunner(model)
+    return OnnxRuntimeRunner(model, threads=1 if role == "step" else None)
 
 
 class HostLoopRunner(Runner):
@@ -73,6 +75,9 @@ class HostLoopRunner(Runner):
 
     def input_infos(self) -> list[TensorInfo]:
         return self._runners["encoder"].input_infos()
+
+    def output_names(self) -> list[str]:
+        return list(self.spec["outputs"])
 
     def reset_timings(self) -> None:
         self.timings = {role: {"calls": 0, "seconds": 0.0} for role in ("encoder", "step", "host")}

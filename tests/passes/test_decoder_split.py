@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import math
 
+import decoder_models as dm
 import numpy as np
 import onnx
 import pytest
 from conftest import op_count, paddle_run, run_pass
 
-import decoder_models as dm
 from converter.passes import registry
 from converter.passes.base import ModelSet
 from converter.passes.loop_body import SplitRefused
@@ -205,7 +205,7 @@ def test_real_slanet_plus_splits_and_matches_the_whole_model(slanet_raw):
 
     model = fix_input_shapes(onnx.load(str(slanet_raw)), {"x": [1, 3, 488, 488]})
     model = run_pass("fold_control_flow", simplify_onnx(run_pass("repairs", model)[0].model, check_n=0))[0].model
-    models, record = run_pass("decoder_split", model)
+    models = run_pass("decoder_split", model)[0]
     for m in models.graphs.values():
         assert not {n.op_type for n in m.graph.node} & BANNED and all_static(m)
     assert models.loop["capacity"] == 501  # max_text_length + 1 steps
@@ -261,7 +261,7 @@ def test_scan_output_final_state_and_trip_count(k):
     model = _counted_loop(trip=80, table_rows=80, by_counter=False)  # 80 > unroll_max: stays a Loop
     x = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32)
     want = ort_run(model, {"x": x})
-    models, record = run_pass("decoder_split", model, {"onnx": {"decoder": {"steps_per_call": k}}})
+    models = run_pass("decoder_split", model, {"onnx": {"decoder": {"steps_per_call": k}}})[0]
     assert [r["mode"] for r in models.loop["results"]] == ["last", "append", "encoder"]
     assert models.loop["capacity"] == 80 and all(all_static(m) for m in models.graphs.values())
     with host_loop(models, models.loop) as runner:
