@@ -192,8 +192,14 @@ def main() -> None:
     })
     out = REPO / "build" / "bench" / "decoder_split.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    ratios = {f"{n}/ort-whole": round(statistics.median(a / b for a, b in zip(totals[n], totals["ort-whole"])), 3)
+              for n in names if n.startswith("split")}
+    ratios.update({f"paddle/{n}": round(statistics.median(a / b for a, b in zip(totals["paddle"], totals[n])), 2)
+                   for n in names if n.startswith("split")})
+    report["ratios_per_round_median"] = ratios
     out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({"steps": steps, "latency_ms": {n: v["median_total"] for n, v in report["latency_ms"].items()},
+    print(json.dumps({"steps": steps, "ratios": ratios,
+                      "latency_ms": {n: v["median_total"] for n, v in report["latency_ms"].items()},
                       "accuracy": {n: {"tokens": [f"{x['tokens_equal']}/{x['rows']}" for x in a["vs_paddle"]],
                                        "probs_max_abs": max(x["probs_max_abs"] for x in a["vs_paddle"]),
                                        "boxes_max_abs": max(x["boxes_max_abs"] for x in a["vs_paddle"]),

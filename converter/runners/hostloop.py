@@ -62,11 +62,10 @@ class HostLoopRunner(Runner):
             runner = self.make_runner(role, self.graphs[role])
             runner.activate()
             self._runners[role] = runner
+        # a later pass (int32) may have narrowed step inputs: feed each in the dtype the step declares
+        self._dtypes = {i.name: _np_dtype(i.dtype) for i in self._runners["step"].input_infos()}
         index = self.spec["step"]["index"]
-        self._index_dtype = None
-        if index:
-            info = next((i for i in self._runners["step"].input_infos() if i.name == index["input"]), None)
-            self._index_dtype = np.int32 if info is not None and "int32" in str(info.dtype) else np.int64
+        self._index_dtype = self._dtypes.get(index["input"]) or np.int64 if index else None
 
     def deactivate(self) -> None:
         for runner in self._runners.values():
@@ -81,6 +80,10 @@ class HostLoopRunner(Runner):
 
     def reset_timings(self) -> None:
         self.timings = {role: {"calls": 0, "seconds": 0.0} for role in ("encoder", "step", "host")}
+
+    def _as_declared(self, name: str, value: np.ndarray) -> np.ndarray:
+        want = self._dtypes.get(name)
+        return value if want is None or value.dtype == want else value.astype(want)
 
     def _run(self, role: str, feed: dict) -> dict:
         started = time.perf_counter()
@@ -102,8 +105,8 @@ class HostLoopRunner(Runner):
             capacity = min(capacity, int(np.ravel(enc[spec["trip_count"]["encoder"]])[0]))
         start = spec["start"]
         running = bool(np.ravel(enc[start["encoder"]])[0]) if isinstance(start, dict) else bool(start)
-        fixed = {f["input"]: enc[f["encoder"]] for f in step["feeds"]}
-        states = {s["input"]: enc[s["init"]] for s in step["states"]}
+        fixed = {f["input"]: self._as_declared(f["input"], enc[f["encoder"]]) for f in step["feeds"]}
+        states = {s["input"]: self._as_declared(s["input"], enc[s["init"]]) for s in step["states"]}
         results = spec["results"]
         buffers = {r["output"]: np.array(enc[r["init"]]) for r in results if r["mode"] == "write"}
         pieces = {r["output"]: ([enc[r["init"]]] if r["init"] else []) for r in results if r["mode"] == "append"}
@@ -144,6 +147,18 @@ class HostLoopRunner(Runner):
         self.timings["host"]["calls"] += 1
         self.timings["host"]["seconds"] += time.perf_counter() - started
         return outputs
+
+
+def _np_dtype(text: str):
+    """numpy dtype of a runner's input type string ("tensor(int32)", "int32", "DT_INT32"...), or None."""
+    text = str(text).lower()
+    for name in ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "bfloat16",
+                 "float16", "float64", "double", "float32", "float"):
+        if name == "bfloat16" and name in text:
+            return None
+        if name in text:
+            return np.dtype({"double": "float64", "float": "float32"}.get(name, name))
+    return None
 
 
 def _write(buffer: np.ndarray, row: np.ndarray, axis: int, position: int) -> None:

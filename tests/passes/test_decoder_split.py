@@ -276,3 +276,25 @@ def test_steps_past_the_capacity_that_would_fail_are_refused():
     assert run_pass("decoder_split", model, {"onnx": {"decoder": {"steps_per_call": 2}}})[0].loop["capacity"] == 10
     with pytest.raises(SplitRefused, match="runs step 10, past the capacity 10, and that step fails"):
         run_pass("decoder_split", model, {"onnx": {"decoder": {"steps_per_call": 3}}})
+
+
+def test_host_loop_feeds_the_counter_in_the_dtype_the_step_declares(split):
+    """A later pass (int32) may narrow the step counter input: the host follows the step's declaration."""
+    from onnx import TensorProto, helper
+
+    models, _, _ = split("slanet")
+    step = onnx.ModelProto()
+    step.CopyFrom(models.graphs["step"])
+    index = models.loop["step"]["index"]["input"]
+    narrow = next(i for i in step.graph.input if i.name == index)
+    narrow.name = index + ".i32"
+    narrow.type.tensor_type.elem_type = TensorProto.INT32
+    step.graph.node.insert(0, helper.make_node("Cast", [narrow.name], [index], to=TensorProto.INT64))
+    spec = json.loads(json.dumps(models.loop))
+    spec["step"]["index"]["input"] = narrow.name
+    narrowed = ModelSet({"encoder": models.graphs["encoder"], "step": step}, spec)
+    x = dm.inputs()["early"]
+    with host_loop(models, models.loop) as a, host_loop(narrowed, spec) as b:
+        want, got = a.infer({"x": x}), b.infer({"x": x})
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
