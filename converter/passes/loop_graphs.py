@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 from converter.passes import graph_edit as ge
 from converter.passes import graphs
 from converter.passes.loop_body import LoopBody, SplitRefused, describe
+from converter.passes.loop_index import RANDOM
 from converter.passes.loop_tail import Chain
 
 BANNED = {"Loop", "If", "Scan", "ScatterElements", "ScatterND", "Scatter", "NonZero", "Unique", "Compress"}
@@ -153,7 +154,9 @@ def _hoist(nodes: list, outer: set[str], consts: set[str]) -> tuple[list, list]:
     hoisted, kept = [], []
     for node in ge.topo_sort(nodes, ()):
         reads = ge.node_reads(node)
-        if reads and all(i in invariant or i in consts for i in reads) and any(i in invariant for i in reads):
+        if node.op_type in RANDOM:  # a new draw every step: not invariant
+            kept.append(node)
+        elif reads and all(i in invariant or i in consts for i in reads) and any(i in invariant for i in reads):
             hoisted.append(node)
             invariant.update(node.output)
         else:

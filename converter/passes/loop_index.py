@@ -29,7 +29,7 @@ _SHAPE_INPUTS = {
     "HammingWindow": (0,),
 }
 _VALUE_SHAPED = {"Range", "NonZero", "Unique", "Compress", "NonMaxSuppression", "StringSplit", "MelWeightMatrix"}
-_RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+RANDOM = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
 @dataclass
@@ -46,7 +46,7 @@ def taint(nodes: list, seeds: set[str], consts: set[str], inputs: set[str]) -> t
     value, shaped = set(seeds) | set(consts), set(seeds) | set(consts) | set(inputs)
     for node in ge.topo_sort(nodes, value | shaped):
         ins = [i for i in node.input if i]
-        if node.op_type in _RANDOM or node.domain not in ("", "ai.onnx"):
+        if node.op_type in RANDOM or node.domain not in ("", "ai.onnx"):
             continue
         if all(i in value for i in ins) or (node.op_type in ("Shape", "Size") and ins[0] in shaped):
             value.update(node.output)
