@@ -109,15 +109,17 @@ def build(variant: str, out_dir: Path) -> Path:
             return locs[:, : i + 1], F.softmax(preds[:, : i + 1], axis=-1)
 
     paddle.seed(0)
-    layer = Decoder()
-    with paddle.no_grad():  # weights scaled so logits are O(1): argmax is never a near-tie
-        for p in layer.parameters():
-            p.set_value(p.numpy() * 1.5)
-    layer.eval()
-    static = paddle.jit.to_static(layer, input_spec=[paddle.static.InputSpec([None, 3, 8, 8], "float32", "x")],
-                                  full_graph=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paddle.jit.save(static, str(out_dir / "inference"))
+    # a name scope of its own: Paddle's global parameter counter (linear_N) stays as other tests expect it
+    with paddle.utils.unique_name.guard():
+        layer = Decoder()
+        with paddle.no_grad():  # weights scaled so logits are O(1): argmax is never a near-tie
+            for p in layer.parameters():
+                p.set_value(p.numpy() * 1.5)
+        layer.eval()
+        static = paddle.jit.to_static(layer, input_spec=[paddle.static.InputSpec([None, 3, 8, 8], "float32", "x")],
+                                      full_graph=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paddle.jit.save(static, str(out_dir / "inference"))
     return out_dir
 
 

@@ -11,7 +11,6 @@ import decoder_models as dm
 import numpy as np
 import onnx
 import pytest
-from conftest import op_count, paddle_run, run_pass
 
 from converter.passes import registry
 from converter.passes.base import ModelSet
@@ -19,6 +18,32 @@ from converter.passes.loop_body import SplitRefused
 from converter.runners.hostloop import HostLoopRunner
 
 BANNED = {"Loop", "If", "Scan", "ScatterElements", "ScatterND", "Scatter", "NonZero"}
+
+
+def run_pass(name: str, model: onnx.ModelProto, section=None):
+    """One registered pass as the registry runs it: (models, record)."""
+    p = registry.get(name)
+    out, records, _, _ = registry.apply(ModelSet.single(model), [(p, p.configure(section))])
+    return out, records[0]
+
+
+def op_count(model: onnx.ModelProto, op: str) -> int:
+    return ModelSet.single(model).op_counts()[op]
+
+
+def ort_run(model: onnx.ModelProto, feed: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]).run(None, feed)
+
+
+def paddle_run(model_dir, feed: dict) -> list[np.ndarray]:
+    from converter.runners.paddle import PaddleRunner
+
+    with PaddleRunner(model_dir / "inference.json", model_dir / "inference.pdiparams", threads=1) as runner:
+        return list(runner.infer(feed).values())
 
 
 def prepare(raw: onnx.ModelProto) -> onnx.ModelProto:
@@ -210,8 +235,6 @@ def test_real_slanet_plus_splits_and_matches_the_whole_model(slanet_raw):
         assert not {n.op_type for n in m.graph.node} & BANNED and all_static(m)
     assert models.loop["capacity"] == 501  # max_text_length + 1 steps
     x = np.random.default_rng(0).uniform(-2.2, 2.7, (1, 3, 488, 488)).astype(np.float32)
-    from conftest import ort_run
-
     boxes, probs = ort_run(model, {"x": x})
     with host_loop(models, models.loop) as runner:
         got_boxes, got_probs = runner.infer({"x": x}).values()
@@ -256,8 +279,6 @@ def _counted_loop(trip: int | None, table_rows: int, by_counter: bool) -> onnx.M
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_scan_output_final_state_and_trip_count(k):
-    from conftest import ort_run
-
     model = _counted_loop(trip=80, table_rows=80, by_counter=False)  # 80 > unroll_max: stays a Loop
     x = np.random.default_rng(0).normal(size=(1, 4)).astype(np.float32)
     want = ort_run(model, {"x": x})
