@@ -54,9 +54,9 @@ def _repair_concat(node, where, types, names, opset) -> tuple[list, str] | None:
 
 def repair(model):
     """The repaired copy of `model` and one note per repaired node (the model itself when nothing applies)."""
-    types = g.Types(model)
     if not any(n.op_type in ("Where", "Concat") for graph, _ in g.walk(model.graph) for n in graph.node):
         return model, []
+    types = g.Types(model)
     out = g.copy_model(model)
     names = g.Names(out)
     opset = g.opset_of(out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from conftest import assert_same, load, op_count, ort_run, paddle_run, run_pass, seeded_feed
+from pass_support import assert_same, load, op_count, ort_run, paddle_run, run_pass, seeded_feed
 from onnx import TensorProto, helper, numpy_helper
 
 from converter.passes.control_flow import FoldConfig, FoldControlFlow

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_same, load, op_count, ort_run, paddle_run, run_pass, seeded_feed
+from pass_support import assert_same, load, op_count, ort_run, paddle_run, run_pass, seeded_feed
 from onnx import TensorProto, helper
 
 from converter.errors import StageFailed
