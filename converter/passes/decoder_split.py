@@ -101,6 +101,7 @@ def split(model, steps_per_call: int = 1):
     check_static(encoder, "encoder")
 
     loop_spec = spec(model, body, io, chains, enc, tables.capacity, steps_per_call, start_const, step, loop_free)
+    loop_spec["value_ranges"] = {"step": _ranges(io, tables)}
     roles = {s.role for s in body.states}
     notes = [(f"Loop '{loop.output[0]}' -> encoder ({len(encoder.graph.node)} nodes) + step "
               f"({len(step.graph.node)} nodes, {steps_per_call} step(s) per call), capacity {tables.capacity}"),
@@ -131,6 +132,17 @@ def _settle_shapes(body) -> None:
         changed = True
     if changed:
         body.model = ge.simplify(body.model)
+
+
+def _ranges(io, tables) -> dict[str, list[int]]:
+    """[lo, hi] of the integer step inputs the host feeds, for the int32 pass: the step counter, and the
+    step-only states at every step the loop can start (all evaluated)."""
+    ranges = {io.index: [0, tables.capacity - 1]} if io.index else {}
+    for name, history in tables.counters.items():
+        values = np.concatenate([np.ravel(v) for v in history[: tables.capacity]])
+        if name in io.states and np.issubdtype(values.dtype, np.integer):
+            ranges[name] = [int(values.min()), int(values.max())]
+    return ranges
 
 
 def _check_states(step, io) -> None:
@@ -205,7 +217,8 @@ def spec(model, body, io, chains, enc: dict[str, str], capacity: int, k: int, st
     outputs} | {"mode": "write" | "append", "init" (null: no rows before the first step), "rows": K outputs,
     "axis", "offset" (write: step k writes row k + offset), "count" (null: all rows, else keep
     `scale * steps + offset` rows, Slice semantics), "row_shape", "dtype"},
-    roles: every loop state with its role (recurrent, write, append, alias, last, dropped) and step shape."""
+    roles: every loop state with its role (recurrent, write, append, alias, last, dropped) and step shape;
+    value_ranges: {"step": {input: [lo, hi]}} for the integer inputs the host feeds (the int32 pass reads it)."""
     infos = ge.value_infos(step)
     results = {o: {"output": o, "mode": "encoder", "init": enc[f"output:{o}"]} for o in loop_free}
     for chain in chains:

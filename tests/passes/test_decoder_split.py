@@ -319,3 +319,17 @@ def test_host_loop_feeds_the_counter_in_the_dtype_the_step_declares(split):
         want, got = a.infer({"x": x}), b.infer({"x": x})
     for name in want:
         np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_int32_after_the_split_uses_the_host_loop_ranges(split):
+    """Chain order: int32 runs on encoder + step; the spec vouches for the counter's range."""
+    models, _, facts = split("slanet", 2)
+    assert facts["host_loop"]["value_ranges"]["step"][models.loop["step"]["index"]["input"]] == [0, dm.CAPACITY - 1]
+    p = registry.get("int32")
+    narrowed, records, _, _ = registry.apply(models, [(p, p.configure(None))])
+    assert any("OneHot" in n for n in records[0].notes) and narrowed.loop == models.loop
+    with host_loop(models, models.loop) as a, host_loop(narrowed, narrowed.loop) as b:
+        for x in dm.inputs().values():
+            want, got = a.infer({"x": x}), b.infer({"x": x})
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name])
