@@ -64,9 +64,9 @@ def main() -> None:
         try:
             code = _run(want_json)
         except Interrupted as exc:
+            line = f"npuconv: {exc}: child processes stopped, temporary files removed"
             code = _report(exc.to_json(), exc.exit_code, want_json,
-                           lambda: err.print(f"npuconv: {exc}: child processes stopped, temporary files removed",
-                                             markup=False, soft_wrap=True))
+                           lambda: err.print(line, markup=False, soft_wrap=True))
     finally:
         process.exiting()
         process.stop_all()

@@ -30,8 +30,9 @@ def inputs() -> dict[str, np.ndarray]:
     return {"early": early, "full": full}
 
 
-def build(variant: str, out_dir: Path) -> Path:
-    """Save the `variant` decoder with paddle.jit.save under out_dir (inference.json + .pdiparams)."""
+def make_decoder(variant: str = "slanet"):
+    """The `variant` decoder as a dygraph layer in eval mode, seeded weights (also a builder for the export
+    stage: `decoder_models:make_decoder`)."""
     import paddle
     import paddle.nn.functional as F
     from paddle import nn
@@ -58,7 +59,8 @@ def build(variant: str, out_dir: Path) -> Path:
         def step(self, feats, h, pre, i, gate):
             ctx = self.attend(feats, h)
             h, _ = self.cell(paddle.concat([ctx, F.one_hot(pre, VOCAB)], axis=1), h)
-            bonus = paddle.cast(i, "float32") * gate * 3.0 - 4.0
+            step = paddle.to_tensor(i) if isinstance(i, int) else i  # an int in dygraph, a tensor in static
+            bonus = paddle.cast(step, "float32") * gate * 3.0 - 4.0
             logits = self.gen(h) + bonus * self.eos_hot
             return h, logits, F.sigmoid(self.loc(h))
 
@@ -115,12 +117,23 @@ def build(variant: str, out_dir: Path) -> Path:
         with paddle.no_grad():  # weights scaled so logits are O(1): argmax is never a near-tie
             for p in layer.parameters():
                 p.set_value(p.numpy() * 1.5)
-        layer.eval()
+    layer.eval()
+    return layer
+
+
+def build(variant: str, out_dir: Path) -> Path:
+    """Save the `variant` decoder with paddle.jit.save under out_dir (inference.json + .pdiparams)."""
+    import paddle
+
+    layer = make_decoder(variant)
+    with paddle.utils.unique_name.guard():
         static = paddle.jit.to_static(layer, input_spec=[paddle.static.InputSpec([None, 3, 8, 8], "float32", "x")],
                                       full_graph=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         paddle.jit.save(static, str(out_dir / "inference"))
     return out_dir
+
+
 
 
 def export_onnx(model_dir: Path, save_file: Path) -> Path:

@@ -87,6 +87,7 @@ def split(model, steps_per_call: int = 1):
     check_static(step, "step")
     _check_states(step, io)
     step = ge.type_outputs(ge.simplify(unroll(step, io, steps_per_call, tables.capacity, names)))
+    step = ge.no_scalar_inputs(step, names)
 
     loop_free = _loop_free_outputs(model, loop)
     extra = {f"state:{s.input}": s.init for s in body.states if s.role == "recurrent"}

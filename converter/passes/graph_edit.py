@@ -198,3 +198,30 @@ def unique_node_names(graph) -> None:
             name = f"{node.name}.{n}"
         node.name = name
         seen.add(name)
+
+
+def no_scalar_inputs(model, names) -> onnx.ModelProto:
+    """Rank-0 graph inputs made rank 1 ([1]), reshaped back to a scalar inside: atc's --input_shape cannot
+    spell a scalar (`name:` with no dims). Values are unchanged; the host loop feeds by declared shape."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    scalars = [vi for vi in graph.input if static_shape(vi) == ()]
+    if not scalars:
+        return model
+    scalar_shape = names.fresh("scalar_shape")
+    reshapes = []
+    for vi in scalars:
+        inner = names.fresh(f"{vi.name}.scalar")
+        for node in graph.node:
+            node.input[:] = [inner if i == vi.name else i for i in node.input]
+        for out in graph.output:  # a state passed straight through keeps reading the input
+            if out.name == vi.name:
+                out.type.tensor_type.shape.dim.add().dim_value = 1
+        reshapes.append(helper.make_node("Reshape", [vi.name, scalar_shape], [inner], name=names.fresh("scalar_in")))
+        vi.type.tensor_type.shape.dim.add().dim_value = 1
+    graph.initializer.append(numpy_helper.from_array(np.zeros((0,), np.int64), scalar_shape))
+    body = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(reshapes + body)
+    return model

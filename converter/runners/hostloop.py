@@ -63,7 +63,9 @@ class HostLoopRunner(Runner):
             runner.activate()
             self._runners[role] = runner
         # a later pass (int32) may have narrowed step inputs: feed each in the dtype the step declares
-        self._dtypes = {i.name: _np_dtype(i.dtype) for i in self._runners["step"].input_infos()}
+        infos = self._runners["step"].input_infos()
+        self._dtypes = {i.name: _np_dtype(i.dtype) for i in infos}
+        self._shapes = {i.name: tuple(i.shape) for i in infos if all(isinstance(d, int) for d in i.shape)}
         index = self.spec["step"]["index"]
         self._index_dtype = self._dtypes.get(index["input"]) or np.int64 if index else None
 
@@ -82,8 +84,12 @@ class HostLoopRunner(Runner):
         self.timings = {role: {"calls": 0, "seconds": 0.0} for role in ("encoder", "step", "host")}
 
     def _as_declared(self, name: str, value: np.ndarray) -> np.ndarray:
+        """In the dtype and shape the step declares (a later pass may narrow int64 to int32; a scalar state
+        is fed as [1], which atc can spell)."""
         want = self._dtypes.get(name)
-        return value if want is None or value.dtype == want else value.astype(want)
+        value = value if want is None or value.dtype == want else value.astype(want)
+        shape = self._shapes.get(name)
+        return value if shape is None or value.shape == shape else value.reshape(shape)
 
     def _run(self, role: str, feed: dict) -> dict:
         started = time.perf_counter()
@@ -115,7 +121,8 @@ class HostLoopRunner(Runner):
         while running and k < capacity:
             call = {**fixed, **states}
             if step["index"]:
-                call[step["index"]["input"]] = np.full(step["index"]["shape"], k, self._index_dtype)
+                index = step["index"]["input"]
+                call[index] = self._as_declared(index, np.full(step["index"]["shape"], k, self._index_dtype))
             out = self._run("step", call)
             for j in range(spec["steps_per_call"]):
                 for r in results:
@@ -129,7 +136,7 @@ class HostLoopRunner(Runner):
                 if not bool(np.ravel(out[step["cond"][j]])[0]) or k >= capacity:
                     running = False
                     break
-            states = {s["input"]: out[s["output"]] for s in step["states"]}
+            states = {s["input"]: self._as_declared(s["input"], out[s["output"]]) for s in step["states"]}
         self.steps = k
         outputs, self.valid_rows = {}, {}
         for r in results:

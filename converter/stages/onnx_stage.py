@@ -81,6 +81,8 @@ class OnnxStage(Stage):
     name = "onnx"
     version = 2
     reads = ("export",)
+    code = ("converter.passes", "converter.stages.onnx_parity", "converter.stages.paddle_worker",
+            "converter.stages.checks", "converter.runners.hostloop")
 
     def key_payload(self, section: OnnxSection, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
         _, files = source_files(section, upstream)

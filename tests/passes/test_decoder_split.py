@@ -48,8 +48,8 @@ def paddle_run(model_dir, feed: dict) -> list[np.ndarray]:
 
 def prepare(raw: onnx.ModelProto) -> onnx.ModelProto:
     """What the onnx stage runs before decoder_split: fixed input, repairs, onnxsim, fold_control_flow."""
-    from converter.stages.shapes import fix_input_shapes
-    from converter.stages.simplify import simplify_onnx
+    from converter.passes.fix_shapes import fix_input_shapes
+    from converter.passes.simplify import simplify_onnx
 
     model = fix_input_shapes(raw, {"x": list(dm.SHAPE)})
     model = run_pass("repairs", model)[0].model
@@ -225,8 +225,8 @@ def test_a_model_without_loop_is_left_alone():
 
 @pytest.mark.e2e
 def test_real_slanet_plus_splits_and_matches_the_whole_model(slanet_raw):
-    from converter.stages.shapes import fix_input_shapes
-    from converter.stages.simplify import simplify_onnx
+    from converter.passes.fix_shapes import fix_input_shapes
+    from converter.passes.simplify import simplify_onnx
 
     model = fix_input_shapes(onnx.load(str(slanet_raw)), {"x": [1, 3, 488, 488]})
     model = run_pass("fold_control_flow", simplify_onnx(run_pass("repairs", model)[0].model, check_n=0))[0].model

@@ -178,6 +178,7 @@ class OmStage(Stage):
     name = "om"
     version = 2
     reads = ("onnx",)
+    code = ("converter.stages.atc",)
 
     def check(self, section: OmSection, upstream: Mapping[str, Artifact]) -> None:
         check_config(section.recipe, section.cfg)
