@@ -26,6 +26,7 @@ TIMED_REGION = {
     "onnx": "InferenceSession.run on inputs already in host memory (outputs returned as numpy)",
     "paddle": "input copy_from_cpu + predictor.run + output copy_to_cpu",
     "om": "InferSession.infer: host->device input copies + execute + device->host output copies",
+    "hostloop": "the host loop: the encoder once, then the step until the end condition (per graph: each call)",
     "factory": "the runner's bound call",
 }
 
@@ -96,6 +97,17 @@ def make_runner(spec: BackendSpec) -> Runner:
         from converter.runners.om import OmRunner
 
         return OmRunner(Path(spec.model), device_id=spec.device_id)
+    if spec.kind == "hostloop":  # a split decoder: options {graphs: {role: file}, loop: spec, om: bool, graph_outputs}
+        if spec.options.get("om"):
+            from converter.runners.om import om_runner
+
+            card = {"graphs": list(spec.options["graphs"]), "stem": spec.options["stem"],
+                    "host_loop": spec.options["loop"], "graph_outputs": spec.options.get("graph_outputs")}
+            return om_runner(Path(spec.model), card)
+        from converter.runners.graphs import graph_runner
+
+        return graph_runner({r: Path(p) for r, p in spec.options["graphs"].items()}, spec.options["loop"],
+                            provider=spec.provider, threads=spec.threads)
     if spec.kind == "factory":
         module, _, name = spec.factory.partition(":")
         return getattr(importlib.import_module(module), name)(**spec.options)
@@ -104,7 +116,7 @@ def make_runner(spec: BackendSpec) -> Runner:
 
 def preload(spec: BackendSpec) -> None:
     """Import the backend's library, so that cold start counts session creation, not the import."""
-    if spec.kind == "onnx":
+    if spec.kind == "onnx" or (spec.kind == "hostloop" and not spec.options.get("om")):
         import onnxruntime  # noqa: F401
     elif spec.kind == "paddle":
         import os

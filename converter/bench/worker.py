@@ -112,11 +112,12 @@ def _info(spec) -> dict:
     """Library versions and settings of this backend, as the report records them."""
     from converter.versions import tool_version
 
-    dist = {"onnx": "onnxruntime", "paddle": "paddlepaddle", "om": "ais_bench"}.get(spec.kind)
+    kind = ("om" if spec.options.get("om") else "onnx") if spec.kind == "hostloop" else spec.kind
+    dist = {"onnx": "onnxruntime", "paddle": "paddlepaddle", "om": "ais_bench"}.get(kind)
     info = {"threads": spec.threads, "timed_region": spec.timed_region}
     if dist:
         info["version"] = tool_version(dist)
-    if spec.kind == "onnx":
+    if kind == "onnx":
         info["provider"] = spec.provider
     return info
 

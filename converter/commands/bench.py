@@ -133,26 +133,32 @@ def _prepare(recipes, backends, base, batches, threads, om, variant, overrides, 
             for size in batches or [None]:
                 step(f"{first.name}: ONNX{f' at batch {size}' if size else ''}")
                 recipe, onnx, paddle = obtain_onnx(path, overrides, model_dir, size, force, step)
-                onnx_path = Path(onnx.published["model"])
+                graphs = {g["role"]: Path(onnx.published[g["role"]]) for g in onnx.card["graphs"]}
+                onnx_path = graphs.get("model") or graphs["encoder"]  # a split decoder: its FLOPs are the encoder's
                 n = recipe.inputs[0].shape[0]
                 feeds = rebatch([s.feed for s in samples], n)
                 target_feeds = rebatch([s.target_feed or s.feed for s in samples], n)
                 step(f"{first.name}: counting FLOPs")
                 model = ModelEntry(recipe.name, n, str(onnx_path), file_digest(Path(onnx_path)), recipe.input_shapes(),
                                    count_flops(onnx_path), str(onnx.path("raw")))
-                specs = [_spec(b, recipe, onnx_path, model.raw_onnx, om_paths[path], threads, paddle) for b in backends]
-                groups.append(Group(model, tuple(specs), tuple(target_feeds if s.kind == "om" else feeds for s in specs),
+                specs = [_spec(b, recipe, onnx, model.raw_onnx, om_paths[path], threads, paddle) for b in backends]
+                raw_fed = [s.kind == "om" or s.options.get("om") for s in specs]
+                groups.append(Group(model, tuple(specs), tuple(target_feeds if r else feeds for r in raw_fed),
                                     plan, cfg.slo, base))
     return groups
 
 
-def _spec(b, recipe, onnx_path: Path, raw_onnx: str | None, om_path: Path | None, threads: int | None,
+def _spec(b, recipe, onnx, raw_onnx: str | None, om_path: Path | None, threads: int | None,
           paddle: tuple[Path, Path] | None):
     from converter.bench.backends import BackendSpec
     from converter.errors import InputError
 
+    loop = onnx.card.get("host_loop")
+    if b.kind == "onnx" and loop is not None:  # encoder once, then the step: timed end to end and per graph
+        graphs = {g["role"]: onnx.published[g["role"]] for g in onnx.card["graphs"]}
+        return BackendSpec(b.label, "hostloop", provider=b.arg, threads=threads, options={"graphs": graphs, "loop": loop})
     if b.kind == "onnx":
-        return BackendSpec(b.label, "onnx", str(onnx_path), provider=b.arg, threads=threads)
+        return BackendSpec(b.label, "onnx", onnx.published["model"], provider=b.arg, threads=threads)
     if b.kind == "onnx-raw":
         if not raw_onnx or not Path(raw_onnx).is_file():
             raise InputError(f"{recipe.name}: the onnx stage's raw export is not available ({raw_onnx})",
@@ -162,6 +168,13 @@ def _spec(b, recipe, onnx_path: Path, raw_onnx: str | None, om_path: Path | None
         return BackendSpec(b.label, "onnx", b.arg, threads=threads)
     if b.kind == "paddle":
         return BackendSpec(b.label, "paddle", str(paddle[0]), str(paddle[1]), threads=threads)
+    from converter.runners.om_card import load_om_card
+
+    card = load_om_card(om_path)
+    if list(card.get("graphs") or ["model"]) != ["model"]:
+        return BackendSpec(b.label, "hostloop", str(om_path), options={
+            "om": True, "graphs": {r: "" for r in card["graphs"]}, "stem": card["stem"], "loop": card["host_loop"],
+            "graph_outputs": card.get("graph_outputs")})
     return BackendSpec(b.label, "om", str(om_path))
 
 

@@ -82,6 +82,13 @@ class HostLoopRunner(Runner):
 
     def reset_timings(self) -> None:
         self.timings = {role: {"calls": 0, "seconds": 0.0} for role in ("encoder", "step", "host")}
+        self._calls: dict[str, list[float]] = {"encoder": [], "step": []}
+
+    def graph_timings(self) -> dict[str, list[float]]:
+        """Seconds of every encoder and step call since the last call of this method (bench's per-graph
+        latencies), then forgotten."""
+        calls, self._calls = self._calls, {"encoder": [], "step": []}
+        return calls
 
     def _as_declared(self, name: str, value: np.ndarray) -> np.ndarray:
         """In the dtype and shape the step declares (a later pass may narrow int64 to int32; a scalar state
@@ -94,9 +101,11 @@ class HostLoopRunner(Runner):
     def _run(self, role: str, feed: dict) -> dict:
         started = time.perf_counter()
         out = self._runners[role].infer(feed)
+        took = time.perf_counter() - started
         t = self.timings[role]
         t["calls"] += 1
-        t["seconds"] += time.perf_counter() - started
+        t["seconds"] += took
+        self._calls[role].append(took)
         return out
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -104,3 +104,14 @@ def test_encoder_and_step_oms_replay_through_the_host_loop(decoder_recipe, run_c
     loads = [json.loads(line)["model_path"] for line in open(fake_ais_bench["FAKE_AIS_BENCH_LOG"])
              if json.loads(line)["event"] == "load"]
     assert sorted(Path(p).name for p in loads) == ["decoder.encoder.om", "decoder.step.om"]
+
+
+def test_bench_times_the_host_loop_end_to_end_and_per_graph(decoder_recipe, run_cli):
+    res = run_cli("bench", decoder_recipe, "--json", "--set", "bench.iterations=3", "--set", "bench.warmup=1")
+    assert res.code == 0, res.stderr
+    (result,) = res.json()["results"]
+    graphs = {g["role"]: g for g in result["graphs"]}
+    assert set(graphs) == {"encoder", "step"}
+    # verify.data cycles early (3 steps) and full (CAPACITY steps): one encoder call per run, several steps
+    assert graphs["encoder"]["calls"] == 1 and graphs["step"]["calls"] > 1
+    assert result["latency_ms"]["median"] > 0
