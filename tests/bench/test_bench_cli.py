@@ -92,34 +92,26 @@ def test_usage_errors_exit_2(crnn_recipe, run_cli):
         assert res.code == 2 and res.stderr.count("error:") == 1, (args, res.stderr)
 
 
-def _fake_ais_bench_source() -> str:
-    """verify's FAKE ais_bench (an "OM" that is an ONNX file run by ONNX Runtime), read from its conftest
-    rather than copied here."""
-    import ast
+def test_om_backend_through_a_fake_ais_bench(paddle_models, make_recipe, run_cli, fake_ais_bench, tmp_path):
+    """An OM built by `npuconv om` (the recording fake atc), whose bytes are then the ONNX's: the fake NPU
+    runtime runs it. The OM's card says it is one graph."""
+    import os
     from pathlib import Path
 
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "verify" / "conftest.py").read_text())
-    return next(ast.literal_eval(node.value) for node in tree.body
-                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "FAKE_AIS_BENCH")
-
-
-def test_om_backend_through_a_fake_ais_bench(crnn_recipe, run_cli, tmp_path):
-    root = tmp_path / "fake_site" / "ais_bench" / "infer"
-    root.mkdir(parents=True)
-    (root.parent / "__init__.py").write_text("")
-    (root / "__init__.py").write_text("")
-    (root / "interface.py").write_text(_fake_ais_bench_source())
-    env = {"PYTHONPATH": str(tmp_path / "fake_site"), "FAKE_AIS_BENCH_LOG": str(tmp_path / "ais.log")}
-    built = run_cli("onnx", crnn_recipe, "--json")
+    crnn_recipe = make_recipe("crnn", paddle_models["crnn"], om={"soc_version": "Ascend310P3", "precision_mode_v2": "origin"})
+    fake_atc = Path(__file__).resolve().parents[1] / "om" / "fake_atc"
+    built = run_cli("om", crnn_recipe, "--json", env={"PATH": f"{fake_atc}{os.pathsep}{os.environ['PATH']}",
+                                                      "FAKE_ATC_RECORD": str(tmp_path / "atc.jsonl")})
     assert built.code == 0, built.stderr
-    om = tmp_path / "crnn.om"
-    om.write_bytes(open(built.json()["onnx"], "rb").read())
+    om = Path(built.json()["om"])
+    om.write_bytes(Path(built.json()["graphs"][0]["onnx"]).read_bytes())
+    env = fake_ais_bench
     res = run_cli("bench", crnn_recipe, "-b", "om", "--om", om, "--json", "--set", "bench.iterations=3",
                   "--set", "bench.warmup=2", env=env)
     assert res.code == 0, res.stderr
     (result,) = res.json()["results"]
     assert result["backend"] == "om" and "host->device" in result["timed_region"] and result["iterations"] == 3
-    log = [json.loads(line) for line in open(tmp_path / "ais.log")]
+    log = [json.loads(line) for line in open(fake_ais_bench["FAKE_AIS_BENCH_LOG"])]
     infers = [e for e in log if e["event"] == "infer"]
     assert log[0]["event"] == "load" and log[-1]["event"] == "free" and {e["mode"] for e in infers} == {"static"}
     assert len(infers) >= 1 + 2 + 3  # first run + warm-up + timed (plus the untimed settle runs of each block)
