@@ -68,8 +68,10 @@ def _card(plan: OmPlan, section: OmSection, onnx: Artifact) -> str:
 
 
 def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name: str, recipe_path: str,
-                  paddlex_dir: str | None = None) -> str:
-    """The script text for a plan (same argv as the plan, with paths as shell variables)."""
+                  paddlex: tuple[str, str] | None = None) -> str:
+    """The script text for a plan (same argv as the plan, with paths as shell variables). `paddlex`:
+    (directory relative to the output dir, inference.yml text): the script lays PaddleX's model dir out
+    beside its OM."""
     recipe, cfg = section.recipe, section.cfg
     contents = generated_files(recipe, cfg)
     roles = list(plan.argv)
@@ -102,7 +104,8 @@ def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name:
         out_dir=shlex.quote(str(out_dir)), stem=shlex.quote(section.stem),
         cfg_name=shlex.quote(cfg.variant or "default"), log_name=shlex.quote(Path(section.log).name), files=files,
         graphs=graphs, marker=shlex.quote(opt.SUCCESS_MARKER), card=card, card_delimiter=_delimiter(card, "NPUCONV_CARD"),
-        paddlex_dir=shlex.quote(paddlex_dir) if paddlex_dir else None,
+        paddlex_dir=shlex.quote(paddlex[0]) if paddlex else None,
+        paddlex_yml=paddlex[1] if paddlex else "", yml_delimiter=_delimiter(paddlex[1] if paddlex else "", "NPUCONV_YML"),
     )
 
 
