@@ -243,7 +243,7 @@ class TestCache:
         out = tmp_path / "out"
         for name in ("fcn.onnx", "fcn.card.json"):
             assert stat.S_IMODE((out / name).stat().st_mode) == mode
-        entry = next(p for p in (fresh_cache / "onnx").iterdir() if not p.name.startswith("."))
+        entry = next(p for p in (fresh_cache / "onnx").iterdir() if p.is_dir() and not p.name.startswith("."))
         assert stat.S_IMODE(entry.stat().st_mode) == mode | 0o111
         assert stat.S_IMODE((entry / "model.onnx").stat().st_mode) == mode
 

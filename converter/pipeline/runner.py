@@ -117,7 +117,8 @@ def run_stage(run: StageRun, upstream: Mapping[str, Artifact], *, force: bool = 
     base = cache_root() / stage.name
     (base / ".scratch").mkdir(parents=True, exist_ok=True)  # an unusable cache is bad input (cli: path_error)
     entry = base / key
-    lock = _lock(base / f"{key}.lock")
+    (base / ".locks").mkdir(exist_ok=True)
+    lock = _lock(base / ".locks" / f"{key}.lock")
     try:
         lock.acquire(timeout=0)
     except Exception:  # filelock.Timeout: another process builds the same key; wait for it

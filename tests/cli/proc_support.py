@@ -109,6 +109,8 @@ def partial_files(*roots: Path) -> list[str]:
             continue
         for path in root.rglob("*"):
             name = path.name
+            if ".locks" in path.parts:  # the runner's per-key lock files: empty, and never half-written
+                continue
             scratch = path.is_dir() and name.startswith(".") and (name != ".scratch" or any(path.iterdir()))  # the empty scratch container stays
             if name.endswith((".tmp", ".part")) or scratch:
                 found.append(str(path))
