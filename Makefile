@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= convert,test
+EXTRAS ?= convert,bench,test
 # Offline: `make wheelhouse` on a machine with PyPI, copy wheelhouse/ over, then `make install WHEELHOUSE=wheelhouse`.
 WHEELHOUSE ?=
 PIP_FROM := $(if $(WHEELHOUSE),--no-index --find-links $(abspath $(WHEELHOUSE)),)
@@ -78,8 +78,15 @@ test: install models
 test-fast: install
 	$(BIN)/pytest -q -m "not e2e"
 
+# The benchmark suite: conversion vs the hand route, produced ONNX vs raw export (onnx_stage.py), the bench
+# harness's own overhead, and the PP-OCRv4 table of the README (npuconv bench, 2 threads).
 bench: install models
+	mkdir -p build/bench
 	$(BIN)/python bench/onnx_stage.py
+	$(BIN)/python bench/harness_overhead.py
+	$(BIN)/npuconv bench recipes/ppocrv4_det.yaml recipes/ppocrv4_rec.yaml recipes/ppocr_cls.yaml \
+		--backend onnx --backend onnx-raw --backend paddle --threads 2 --json --csv build/bench/ppocrv4.csv \
+		--plot build/bench/ppocrv4.png > build/bench/ppocrv4.json
 
 clean:
 	rm -rf build $(MODELS) .pytest_cache

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console, process
-from converter.commands import build, doctor, explain, export, lint, om, onnx, schema, verify
+from converter.commands import bench, build, doctor, explain, export, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import Interrupted, NpuconvError, path_error
 from converter.versions import convert_tool_missing
@@ -46,6 +46,7 @@ app.command("lint")(lint.lint_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("explain")(explain.explain_command)
+app.command("bench")(bench.bench_command)
 app.command("build")(build.build_command)
 
 
@@ -64,9 +65,9 @@ def main() -> None:
         try:
             code = _run(want_json)
         except Interrupted as exc:
+            line = f"npuconv: {exc}: child processes stopped, temporary files removed"
             code = _report(exc.to_json(), exc.exit_code, want_json,
-                           lambda: err.print(f"npuconv: {exc}: child processes stopped, temporary files removed",
-                                             markup=False, soft_wrap=True))
+                           lambda: err.print(line, markup=False, soft_wrap=True))
     finally:
         process.exiting()
         process.stop_all()

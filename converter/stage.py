@@ -34,6 +34,9 @@ class Stage(abc.ABC):
     name: ClassVar[str]
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ()
+    # modules and packages whose source decides the output: their code is part of the key, so an edited
+    # pass rebuilds what it would change (the stage's own module always counts)
+    code: ClassVar[tuple[str, ...]] = ()
 
     def key_payload(self, section: Any, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
         """Facts beyond the section and the upstream artifacts' keys that change the output: source file

@@ -85,3 +85,61 @@ def real_models() -> Path:
             pytest.fail(f"real PP-OCRv4 models missing under {REAL_MODELS} in CI")
         pytest.skip(f"real PP-OCRv4 models not found under {REAL_MODELS}: run `make models`")
     return REAL_MODELS
+
+
+FAKE_AIS_BENCH = '''\
+"""FAKE ais_bench for tests only: the real one needs an Ascend NPU. The "OM" it loads is an ONNX file,
+run by ONNX Runtime; output names are atc-style ("output_0") so that verify must pair them by position.
+Every call is logged to $FAKE_AIS_BENCH_LOG."""
+import json, os
+import numpy as np
+import onnxruntime as ort
+
+
+def _log(event, **data):
+    with open(os.environ["FAKE_AIS_BENCH_LOG"], "a") as f:
+        f.write(json.dumps({"event": event, **data}) + "\\n")
+
+
+def _dtype(ort_type):
+    name = ort_type.removeprefix("tensor(").removesuffix(")")
+    return {"float": "FLOAT32", "double": "FLOAT64"}.get(name, name.upper())
+
+
+class _Desc:
+    def __init__(self, name, shape, datatype):
+        self.name, self.shape, self.datatype = name, shape, datatype
+
+
+class InferSession:
+    def __init__(self, device_id, model_path, acl_json_path=None, debug=False, loop=1):
+        self._s = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+        _log("load", device_id=device_id, model_path=model_path)
+
+    def get_inputs(self):  # ais_bench spells dtypes like FLOAT32, INT64
+        return [_Desc(i.name, i.shape, _dtype(i.type)) for i in self._s.get_inputs()]
+
+    def get_outputs(self):
+        return [_Desc(f"output_{k}", o.shape, "FLOAT32") for k, o in enumerate(self._s.get_outputs())]
+
+    def infer(self, feeds, mode="static", custom_sizes=100000, out_array=True):
+        _log("infer", mode=mode, shapes=[list(np.shape(f)) for f in feeds], dtypes=[str(np.asarray(f).dtype) for f in feeds])
+        names = [i.name for i in self._s.get_inputs()]
+        return self._s.run(None, dict(zip(names, feeds)))
+
+    def free_resource(self):
+        _log("free")
+'''
+
+
+@pytest.fixture
+def fake_ais_bench(tmp_path) -> dict:
+    """Environment for a subprocess that finds the FAKE ais_bench package (see FAKE_AIS_BENCH)."""
+    root = tmp_path / "fake_site"
+    pkg = root / "ais_bench" / "infer"
+    pkg.mkdir(parents=True)
+    (root / "ais_bench" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "interface.py").write_text(FAKE_AIS_BENCH)
+    log = tmp_path / "ais_bench.log"
+    return {"PYTHONPATH": str(root), "FAKE_AIS_BENCH_LOG": str(log)}

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _save(layer, specs, out_dir: Path) -> Path:
+def save_static(layer, specs, out_dir: Path) -> Path:
+    """paddle.jit.to_static + paddle.jit.save of an eval-mode layer into out_dir/inference.*."""
     import paddle
 
     paddle.seed(0)
@@ -38,7 +39,7 @@ def crnn(out_dir: Path) -> Path:
             return nn.functional.softmax(self.head(y), axis=-1)
 
     paddle.seed(0)
-    return _save(Crnn(), [paddle.static.InputSpec([None, 3, 32, None], "float32", "x")], out_dir)
+    return save_static(Crnn(), [paddle.static.InputSpec([None, 3, 32, None], "float32", "x")], out_dir)
 
 
 def fcn(out_dir: Path) -> Path:
@@ -57,7 +58,7 @@ def fcn(out_dir: Path) -> Path:
             return nn.functional.sigmoid(self.out(self.up(self.body(x))))
 
     paddle.seed(0)
-    return _save(Fcn(), [paddle.static.InputSpec([None, 3, None, None], "float32", "x")], out_dir)
+    return save_static(Fcn(), [paddle.static.InputSpec([None, 3, None, None], "float32", "x")], out_dir)
 
 
 def two_inputs(out_dir: Path) -> Path:
@@ -78,7 +79,7 @@ def two_inputs(out_dir: Path) -> Path:
     paddle.seed(0)
     specs = [paddle.static.InputSpec([None, 3, 16, 16], "float32", "image"),
              paddle.static.InputSpec([None, 10], "float32", "features")]
-    return _save(TwoInputs(), specs, out_dir)
+    return save_static(TwoInputs(), specs, out_dir)
 
 
 def adaptive_pool(out_dir: Path) -> Path:
@@ -97,4 +98,4 @@ def adaptive_pool(out_dir: Path) -> Path:
             return self.pool(self.conv(x))
 
     paddle.seed(0)
-    return _save(Adaptive(), [paddle.static.InputSpec([None, 3, None, None], "float32", "x")], out_dir)
+    return save_static(Adaptive(), [paddle.static.InputSpec([None, 3, None, None], "float32", "x")], out_dir)

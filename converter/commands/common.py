@@ -34,3 +34,13 @@ def load(recipe: Path, overrides: list[str] | None, model_dir: Path | None = Non
     return load_recipe(recipe, overrides or (), model_dir=model_dir, output_dir=output_dir)
 KeepGoingOpt = Annotated[bool, typer.Option(
     "--keep-going", help="Go on to the next stage even when a stage's own check (parity) failed.")]
+
+
+def default_om(recipe, variant: str | None) -> Path:
+    """Where the om stage writes the OM of this recipe and variant."""
+    from converter.recipe.om import select_variant
+    from converter.stages.atc.stage import om_stem
+
+    cfg = select_variant(recipe.om, variant)
+    stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
+    return Path(recipe.output_dir) / f"{stem}.om"

@@ -96,9 +96,9 @@ def _lint_recipe(recipe, variant: str | None, force: bool, step):
                                                 "export before shape fixing")
     reports = [lint_onnx(artifact.path(g["role"]), cann_version=cann, gears=gears if g["role"] in ("model", "encoder") else [])
                for g in artifact.card["graphs"]]
-    if len(reports) == 1:
-        return dataclasses.replace(reports[0], model=artifact.published.get("model", reports[0].model))
-    return reports  # one report per graph of a split model
+    named = [dataclasses.replace(rep, model=artifact.published.get(g["role"], rep.model))
+             for rep, g in zip(reports, artifact.card["graphs"])]
+    return named[0] if len(named) == 1 else named  # one report per graph of a split model
 
 
 def _unfixed_onnx(recipe, workdir: Path) -> Path:

@@ -79,7 +79,7 @@ def _render(data: dict) -> None:
         summary.add_row(kind, ", ".join(f"{t['name']} {t['shape']} {t['dtype']}" for t in data[kind]))
     summary.add_row("nodes", f"{data['nodes']['before']} -> {data['nodes']['after']}")
     changed = [p for p in data["passes"] if p["changed"] or p["notes"]]
-    summary.add_row("passes", "; ".join(f"{p['name']} {_delta(p['changed'])}".strip() for p in changed) or "nothing changed")
+    summary.add_row("passes", ", ".join(_pass_summary(p) for p in changed) or "nothing changed")
     summary.add_row("dynamic dims", ", ".join(data["dynamic_dims"]) or "none")
     summary.add_row("dynamic ops left", ", ".join(data["dynamic_ops_left"]) or "none")
     summary.add_row("time", f"{data['timings_s']['total']:.2f} s" + (" (when built)" if data["cached"] else ""))
@@ -96,5 +96,8 @@ def _render(data: dict) -> None:
         out.print(f"[bold red]culprit:[/] {escape(culprit['step'])}: {escape(culprit['reason'])}", soft_wrap=True)
 
 
-def _delta(changed: dict) -> str:
-    return ", ".join(f"{op} {n:+d}" for op, n in changed.items())
+def _pass_summary(record: dict) -> str:
+    """`simplify -790 nodes`; the op-by-op delta and the notes are in --json and the card."""
+    delta = sum(record["changed"].values())
+    notes = f", {len(record['notes'])} note(s)" if record["notes"] else ""
+    return f"{record['name']} {delta:+d} nodes{notes}" if delta else f"{record['name']}{notes}"

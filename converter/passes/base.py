@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import abc
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -89,6 +89,19 @@ def onnx_options(section: Any) -> Any:
         options = section.get("onnx", section)
         return SimpleNamespace(**options) if isinstance(options, Mapping) else options
     return getattr(section, "onnx", section)
+
+
+def per_graph(models: ModelSet, rewrite: Callable[[str, Any], tuple[Any, list[str]]]) -> PassResult:
+    """Apply a one-graph rewrite to every graph of `models`. `rewrite(role, model)` returns (model, notes):
+    the model itself when nothing applies. Notes are prefixed with the graph's role when there are several."""
+    notes: list[str] = []
+    result = models
+    for role, model in models.graphs.items():
+        rewritten, found = rewrite(role, model)
+        notes += [f"[{role}] {n}" if len(models.graphs) > 1 else n for n in found]
+        if rewritten is not model:
+            result = result.with_graph(role, rewritten)
+    return PassResult(result, tuple(notes))
 
 
 class Pass(abc.ABC):

@@ -18,7 +18,7 @@ from onnx import helper, numpy_helper
 from pydantic import BaseModel, ConfigDict, Field
 
 from converter.passes import graphs as g
-from converter.passes.base import ModelSet, Pass, PassResult, onnx_options
+from converter.passes.base import ModelSet, Pass, PassResult, onnx_options, per_graph
 from converter.passes.registry import register
 
 
@@ -286,12 +286,5 @@ class FoldControlFlow(Pass):
         return FoldConfig(unroll_max=getattr(options, "unroll_max", 64))
 
     def run(self, models: ModelSet, config: FoldConfig) -> PassResult:
-        notes: list[str] = []
-        result = models
-        for role, model in models.graphs.items():
-            folded, found = fold(model, config.unroll_max)
-            notes += [f"[{role}] {n}" if len(models.graphs) > 1 else n for n in found]
-            if folded is not model:
-                result = result.with_graph(role, folded)
-        return PassResult(result, tuple(notes))
+        return per_graph(models, lambda _role, m: fold(m, config.unroll_max))
 

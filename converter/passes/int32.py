@@ -20,7 +20,7 @@ import onnx
 from onnx import TensorProto
 
 from converter.passes import graphs as g
-from converter.passes.base import ModelSet, Pass, PassResult
+from converter.passes.base import ModelSet, Pass, PassResult, per_graph
 from converter.passes.registry import register
 from converter.passes.value_ranges import Ranges, fits_int32
 
@@ -214,12 +214,5 @@ class Int32(Pass):
     name = "int32"
 
     def run(self, models: ModelSet, config) -> PassResult:
-        notes: list[str] = []
-        result = models
         bounds = (models.loop or {}).get("value_ranges", {})
-        for role, model in models.graphs.items():
-            narrowed, found = narrow(model, bounds.get(role))
-            notes += [f"[{role}] {n}" if len(models.graphs) > 1 else n for n in found]
-            if narrowed is not model:
-                result = result.with_graph(role, narrowed)
-        return PassResult(result, tuple(notes))
+        return per_graph(models, lambda role, m: narrow(m, bounds.get(role)))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from converter.errors import StageFailed
 from converter.passes import graphs as g
-from converter.passes.base import ModelSet, Pass, PassResult, onnx_options
+from converter.passes.base import ModelSet, Pass, PassResult, onnx_options, per_graph
 from converter.passes.lowering_rules import (
     BUMP_RULES,
     DECOMPOSE,
@@ -159,11 +159,4 @@ class LowerOpset(Pass):
     def run(self, models: ModelSet, config: LowerConfig) -> PassResult:
         if config.max_opset is None:
             return PassResult(models)
-        notes: list[str] = []
-        result = models
-        for role, model in models.graphs.items():
-            lowered, found = lower(model, config.max_opset)
-            notes += [f"[{role}] {n}" if len(models.graphs) > 1 else n for n in found]
-            if lowered is not model:
-                result = result.with_graph(role, lowered)
-        return PassResult(result, tuple(notes))
+        return per_graph(models, lambda _role, m: lower(m, config.max_opset))

@@ -4,7 +4,6 @@ did not switch off) with their configs; `apply` runs them and records each one's
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ def chain(section: Any, disabled: Iterable[str] = (), names: Iterable[str] = ONN
     off = set(disabled)
     steps = []
     for name in names:
-        if name in off or importlib.util.find_spec(_MODULES[name]) is None:  # TEMP until every pass lands
+        if name in off:
             continue
         p = get(name)
         steps.append((p, p.configure(section)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from onnx import TensorProto, helper
 
 from converter.passes import graphs as g
-from converter.passes.base import ModelSet, Pass, PassResult
+from converter.passes.base import ModelSet, Pass, PassResult, per_graph
 from converter.passes.registry import register
 
 
@@ -86,12 +86,4 @@ class Repairs(Pass):
     name = "repairs"
 
     def run(self, models: ModelSet, config) -> PassResult:
-        notes: list[str] = []
-        result = models
-        for role, model in models.graphs.items():
-            fixed, found = repair(model)
-            prefix = f"[{role}] " if len(models.graphs) > 1 else ""
-            notes += [prefix + n for n in found]
-            if fixed is not model:
-                result = result.with_graph(role, fixed)
-        return PassResult(result, tuple(notes))
+        return per_graph(models, lambda _role, m: repair(m))

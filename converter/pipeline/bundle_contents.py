@@ -145,7 +145,7 @@ def write_unit_bundle(recipe: Recipe, unit: Unit, done: Mapping[str, Artifact], 
                 facts.update({k: om.card.get(k) for k in ("soc_version", "precision", "cann_version")})
         reference_dir = root / "reference"
         reference_dir.mkdir(parents=True)
-        meta = ReferenceSet.from_artifact(reference, Path(graphs.get("model", next(iter(graphs.values()))))).meta()
+        meta = ReferenceSet(reference.root, dict(reference.card), "").meta()
         save_reference(reference_dir, reference.root, meta, recipe.verify)
         (root / "README.txt").write_text(_readme(recipe, unit, om, facts), encoding="utf-8")
         manifest = {"recipe": recipe.name, "variant": unit.variant, "unit": unit.stem, "npuconv": __version__,

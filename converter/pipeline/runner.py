@@ -38,6 +38,27 @@ def cache_root() -> Path:
     return Path(user_cache_dir("npuconv"))
 
 
+_CODE: dict[tuple[str, ...], str] = {}
+
+
+def code_digest(modules: tuple[str, ...]) -> str:
+    """sha256 over the source files of `modules` (a package: every .py below it), memoised per process."""
+    import hashlib
+    import importlib.util
+
+    if modules not in _CODE:
+        h = hashlib.sha256()
+        for name in modules:
+            spec = importlib.util.find_spec(name)
+            origin = Path(spec.origin)
+            files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+            for path in files:
+                h.update(path.name.encode())
+                h.update(file_digest(path).encode())
+        _CODE[modules] = h.hexdigest()
+    return _CODE[modules]
+
+
 def stage_key(run: StageRun, upstream: Mapping[str, Artifact]) -> str:
     """sha256 of the stage's name and version, its section, the upstream artifacts' keys and file digests,
     and whatever else the stage declares (tool versions, source digests)."""
@@ -48,6 +69,7 @@ def stage_key(run: StageRun, upstream: Mapping[str, Artifact]) -> str:
         "section": run.key_section(),
         "upstream": {name: {"key": a.key, "digests": dict(a.digests)} for name, a in sorted(upstream.items())},
         "extra": dict(stage.key_payload(run.section, upstream)),
+        "code": code_digest((type(stage).__module__, *stage.code)),
     })
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -43,3 +44,14 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once; outputs by name in the model's output order."""
+
+    def bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+        """A call that runs the model once on `feed` with the least per-call work (the inputs checked and
+        converted once, here); `bench` times exactly this call. The default calls `infer`."""
+        return lambda: self.infer(feed)
+
+    def graph_timings(self) -> dict[str, list[float]]:
+        """For runners that drive several graphs per inference (a host loop over an encoder and a step
+        graph): the seconds of every call of each graph, by role, since the last call of this method,
+        which forgets them. Single-graph runners record nothing."""
+        return {}

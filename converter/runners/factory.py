@@ -105,11 +105,12 @@ def check_available(target: Target, ctx: TargetContext) -> None:
     file, a missing ONNX Runtime provider or file, a Paddle target without a Paddle source, emulation of a
     model the host loop drives."""
     if target.kind == "om":
-        from converter.runners.om import OmRunner
+        from converter.runners.om import OmRunner, om_files
 
         if ctx.om is None:
             raise InputError("--target om needs an OM file", hint="build it with `npuconv om RECIPE` or pass --om FILE")
-        OmRunner(ctx.om).check()
+        for path in om_files(ctx.om, ctx.om_card).values():
+            OmRunner(path).check()
     elif target.kind == "onnx":
         import onnxruntime as ort
 

@@ -5,6 +5,8 @@ line. OM output names are atc's, not ONNX's: verify pairs them with the referenc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +39,11 @@ def _session_class() -> type:
 class OmRunner(Runner):
     """`InferSession(device_id, om_path)`; `infer` passes the inputs in the model's order."""
 
-    def __init__(self, om_path: Path, device_id: int = 0) -> None:
+    def __init__(self, om_path: Path, device_id: int = 0, output_names: list[str] | None = None) -> None:
         self.om_path = Path(om_path)
         self.device_id = device_id
+        # atc renames outputs; the ONNX graph's names, in order, when a caller keys on them (the host loop)
+        self.onnx_output_names = list(output_names) if output_names else None
         self.name = "om"
         self._session = None
 
@@ -73,27 +77,40 @@ class OmRunner(Runner):
         return [TensorInfo(i.name, tuple(i.shape), str(getattr(i, "datatype", ""))) for i in self._session.get_inputs()]
 
     def output_names(self) -> list[str]:
-        return [o.name for o in self._session.get_outputs()]
+        return self.onnx_output_names or [o.name for o in self._session.get_outputs()]
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _arrays(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
         inputs = self._session.get_inputs()
         if len(feed) != len(inputs):
             raise InputError(f"the OM has {len(inputs)} input(s), the feed {len(feed)}",
                              hint="the recipe's inputs must match the ONNX the OM was built from")
         # By name where atc kept the ONNX names, else in order.
         arrays = [feed[i.name] if i.name in feed else list(feed.values())[k] for k, i in enumerate(inputs)]
-        outputs = self._session.infer([np.ascontiguousarray(a) for a in arrays], mode="static")
+        return [np.ascontiguousarray(a) for a in arrays]
+
+    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self._session.infer(self._arrays(feed), mode="static")
         return {name: np.asarray(value) for name, value in zip(self.output_names(), outputs)}
 
 
-def om_runner(om_path: Path, om_card) -> Runner:
-    """The OM as its card describes it: one OM, or the encoder and step OMs of a split decoder (named
-    `<stem>.encoder.om`, `<stem>.step.om` beside the card) driven by the host loop."""
+def om_files(om_path: Path, om_card) -> dict[str, Path]:
+    """The OM file of each graph its card names: `<stem>.om`, or `<stem>.encoder.om` and `<stem>.step.om`
+    of a split decoder (beside the card; `om_path` may name `<stem>.om` for those too)."""
     graphs = list((om_card or {}).get("graphs") or ["model"])
     if graphs == ["model"]:
-        return OmRunner(om_path)
+        return {"model": Path(om_path)}
+    stem = om_card["stem"]
+    return {role: Path(om_path).with_name(f"{stem}.{role}.om") for role in graphs}
+
+
+def om_runner(om_path: Path, om_card) -> Runner:
+    """The OM as its card describes it: one OM, or the encoder and step OMs of a split decoder driven by
+    the host loop."""
+    files = om_files(om_path, om_card)
+    if list(files) == ["model"]:
+        return OmRunner(files["model"])
     from converter.runners.hostloop import HostLoopRunner
 
-    stem = om_card["stem"]
-    paths = {role: Path(om_path).with_name(f"{stem}.{role}.om") for role in graphs}
-    return HostLoopRunner(paths, om_card["host_loop"], make_runner=lambda role, path: OmRunner(path))
+    names = om_card.get("graph_outputs") or {}
+    return HostLoopRunner(files, om_card["host_loop"],
+                          make_runner=lambda role, path: OmRunner(path, output_names=names.get(role)))

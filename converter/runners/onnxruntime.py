@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +72,9 @@ class OnnxRuntimeRunner(Runner):
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()
         return dict(zip(names, self._session.run(names, feed)))
+
+    def bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+        return partial(self._session.run, self.output_names(), feed)
 
     def fetch(self, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run once and return only the named graph outputs (a subset keeps memory bounded)."""

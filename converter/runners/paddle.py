@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +72,20 @@ class PaddleRunner(Runner):
             self._predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
         self._predictor.run()
         return {n: self._predictor.get_output_handle(n).copy_to_cpu() for n in self._predictor.get_output_names()}
+
+    def bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+        predictor = self._predictor
+        names = predictor.get_input_names()
+        missing = [n for n in names if n not in feed]
+        if missing:
+            raise InputError(f"the feed lacks Paddle model inputs {missing}", hint="name recipe inputs as the model does")
+        inputs = [(predictor.get_input_handle(n), np.ascontiguousarray(feed[n])) for n in names]
+        outputs = [predictor.get_output_handle(n) for n in predictor.get_output_names()]
+
+        def run() -> list[np.ndarray]:
+            for handle, array in inputs:
+                handle.copy_from_cpu(array)
+            predictor.run()
+            return [handle.copy_to_cpu() for handle in outputs]
+
+        return run

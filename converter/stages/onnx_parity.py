@@ -15,21 +15,30 @@ from converter.stages.checks import run_ort
 
 def run_models(models: ModelSet, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Outputs of a model set on ONNX Runtime CPU (through the host loop for a split model)."""
+    return run_with_rows(models, feed)[0]
+
+
+def run_with_rows(models: ModelSet, feed: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+    """Outputs, and for a split model the rows its steps wrote ({output: (axis, rows)}; {} otherwise):
+    only those are compared (a fixed-capacity buffer's unwritten tail is not the model's answer)."""
     if models.loop is None:
-        return run_ort(models.model.SerializeToString(), dict(feed))
+        return run_ort(models.model.SerializeToString(), dict(feed)), {}
     from converter.runners.graphs import graph_runner
 
     with graph_runner({role: m.SerializeToString() for role, m in models.graphs.items()}, models.loop) as runner:
-        return runner.infer(dict(feed))
+        outputs = runner.infer(dict(feed))
+        return outputs, dict(runner.valid_rows)
 
 
-def _compare(reference: Sequence[np.ndarray] | Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]):
+def _compare(reference: Sequence[np.ndarray] | Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray],
+             rows: Mapping[str, tuple[int, int]] | None = None):
     """Outputs by position (paddle2onnx renames outputs between versions), named as in the ONNX, under the
-    built-in fp32 limits (the verdict the user sees is judged again with the recipe's limits)."""
+    built-in fp32 limits (the verdict the user sees is judged again with the recipe's limits); `rows`:
+    compare only the rows a split model's steps wrote."""
     from converter.compare import FP32, compare_outputs
 
     ref = dict(zip(actual, reference.values() if isinstance(reference, Mapping) else reference))
-    return compare_outputs(ref, dict(actual), FP32)
+    return compare_outputs(ref, dict(actual), FP32, windows=dict(rows or {}))
 
 
 def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSet], records: list[PassRecord],
@@ -39,19 +48,19 @@ def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSe
     previous = None
     for i, (models, record) in enumerate(zip(snapshots, records)):
         try:
-            current = run_models(models, feed)
+            current, rows = run_with_rows(models, feed)
         except Exception as exc:  # noqa: BLE001 - a pass that makes the graph unrunnable is the culprit
             return {"step": record.name, "reason": f"ONNX Runtime cannot run its output: {exc}"}
         if i == 0:
             if reference is not None:
-                report = _compare(reference, current)
+                report = _compare(reference, current, rows)
                 if not report:
                     return {"step": "export", "reason": "the exported graph already differs from the source",
                             "comparison": report.to_json()}
             previous = current
             continue
         if record.touched:
-            report = _compare(previous, current)
+            report = _compare(previous, current, rows)
             if not report:
                 return {"step": record.name, "reason": "its output differs from its input", "comparison": report.to_json()}
         previous = current
@@ -60,7 +69,7 @@ def _culprit(reference: Mapping[str, np.ndarray] | None, snapshots: list[ModelSe
 
 def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, np.ndarray], name: str, seed: int,
                   snapshots: list[ModelSet], records: list[PassRecord], feed: Mapping[str, np.ndarray],
-                  source=None) -> dict:
+                  source=None, rows: Mapping[str, tuple[int, int]] | None = None) -> dict:
     """Compare the result with the source by position (paddle2onnx renames outputs between versions: never
     key on names); `reference` None: ONNX Runtime on `source` (an ONNX source model) computes it."""
     if reference is None:
@@ -73,7 +82,7 @@ def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, n
         from converter.errors import StageFailed
 
         raise StageFailed(f"the source model has {len(reference)} outputs, the ONNX has {len(actual)}")
-    comparison = _compare(reference, actual)
+    comparison = _compare(reference, actual, rows)
     stored = {"reference": name, "seed": seed, "outputs": comparison.to_json()}
     if not comparison:
         stored["culprit"] = _culprit(dict(zip(actual, reference)), snapshots, records, feed)
@@ -81,13 +90,13 @@ def source_parity(reference: Sequence[np.ndarray] | None, actual: Mapping[str, n
 
 
 def chain_parity(actual: Mapping[str, np.ndarray], snapshots: list[ModelSet], records: list[PassRecord],
-                 feed: Mapping[str, np.ndarray], seed: int) -> dict:
+                 feed: Mapping[str, np.ndarray], seed: int, rows: Mapping[str, tuple[int, int]] | None = None) -> dict:
     """`onnx.parity: false`: the chain's result against its first step (the shape-fixed export), so every
     pass that changed the graph is still checked for equal outputs."""
     if not any(r.touched for r in records[1:]):
         return {"reference": "none (onnx.parity is false and no pass changed the graph)", "seed": seed, "outputs": None}
     first = run_models(snapshots[0], feed)
-    comparison = _compare(first, actual)
+    comparison = _compare(first, actual, rows)
     stored = {"reference": "the shape-fixed export (onnx.parity is false)", "seed": seed, "outputs": comparison.to_json()}
     if not comparison:
         stored["culprit"] = _culprit(None, snapshots, records, feed)

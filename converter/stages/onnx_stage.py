@@ -26,7 +26,7 @@ from converter.passes.base import ModelSet
 from converter.recipe.model import InputSpec, OnnxConfig, OnnxSource, PaddleSource
 from converter.stage import Progress, Stage, StageOutput
 from converter.stages.checks import load_checked
-from converter.stages.onnx_parity import chain_parity, run_models, source_parity
+from converter.stages.onnx_parity import chain_parity, run_with_rows, source_parity
 from converter.versions import check_versions, tool_versions
 
 KEY_TOOLS = ("npuconv", "paddlepaddle", "paddle2onnx", "onnx", "onnxsim", "onnxruntime")
@@ -81,6 +81,8 @@ class OnnxStage(Stage):
     name = "onnx"
     version = 2
     reads = ("export",)
+    code = ("converter.passes", "converter.stages.onnx_parity", "converter.stages.paddle_worker",
+            "converter.stages.checks", "converter.runners.hostloop")
 
     def key_payload(self, section: OnnxSection, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
         _, files = source_files(section, upstream)
@@ -145,16 +147,16 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
 
         t = time.perf_counter()
         progress("ONNX Runtime on the result")
-        actual = run_models(models, feed)
+        actual, rows = run_with_rows(models, feed)
         if worker is not None and feed_npz is not None:
             progress("waiting for the Paddle reference")
             reference = worker.wait_reference()
-            parity = source_parity(reference, actual, "paddle-inference", PARITY_SEED, snapshots, records, feed)
+            parity = source_parity(reference, actual, "paddle-inference", PARITY_SEED, snapshots, records, feed, rows=rows)
         elif section.onnx.parity:
             parity = source_parity(None, actual, "onnxruntime-source", PARITY_SEED, snapshots, records, feed,
-                                   source=raw)
+                                   source=raw, rows=rows)
         else:
-            parity = chain_parity(actual, snapshots, records, feed, PARITY_SEED)
+            parity = chain_parity(actual, snapshots, records, feed, PARITY_SEED, rows=rows)
         timings["parity"] = time.perf_counter() - t
     finally:
         if worker is not None:
@@ -184,8 +186,6 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
         "parity": parity,
         **facts,
     }
-    if models.loop is not None:
-        card["host_loop"] = dict(models.loop)
     files_out = {g["role"]: g["file"] for g in graphs}
     files_out["raw"] = "raw.onnx"
     return files_out, card

@@ -1,6 +1,6 @@
-"""Drive the Paddle worker subprocesses: one exports with paddle2onnx, one computes the source model's
-reference outputs with Paddle Inference. Both start at once (importing paddle dominates either job), and
-the parent simplifies the ONNX while the reference is still being computed."""
+"""Drive the Paddle worker subprocess: it exports with paddle2onnx and, beside that, computes the source
+model's reference outputs with Paddle Inference (importing paddle, once, dominates both jobs); the parent
+runs the passes on the exported ONNX while the reference is still being computed."""
 
 from __future__ import annotations
 
@@ -24,10 +24,9 @@ class _Worker:
     """One `python -m converter.stages.paddle_worker JOB` process with its log and a kill timer."""
 
     def __init__(self, job: dict, workdir: Path, timeout_s: float) -> None:
-        mode = job["mode"]
-        job_path = workdir / f"{mode}.job.json"
+        job_path = workdir / "paddle.job.json"
         job_path.write_text(json.dumps(job))
-        self.log_path = workdir / f"{mode}.log"
+        self.log_path = workdir / "paddle.log"
         self._log = self.log_path.open("w")
         self._proc = process.start(
             [sys.executable, "-m", "converter.stages.paddle_worker", str(job_path)],
@@ -82,27 +81,22 @@ class PaddleExport:
                  timeout_s: float = 900.0) -> None:
         self.raw_onnx = workdir / "raw.onnx"
         self.reference_npz = workdir / "reference.npz"
-        common = {"model_file": str(model_file), "params_file": str(params_file)}
-        self._export = _Worker({**common, "mode": "export", "opset": opset, "save_file": str(self.raw_onnx)},
-                               workdir, timeout_s)
-        self._reference = None
-        if feed_npz is not None:
-            self._reference = _Worker({**common, "mode": "reference", "feed_npz": str(feed_npz),
-                                       "reference_npz": str(self.reference_npz)}, workdir, timeout_s)
+        self._feed = feed_npz
+        self._worker = _Worker({"model_file": str(model_file), "params_file": str(params_file), "opset": opset,
+                                "save_file": str(self.raw_onnx), "feed_npz": str(feed_npz) if feed_npz else None,
+                                "reference_npz": str(self.reference_npz)}, workdir, timeout_s)
 
     def wait_exported(self) -> Path:
-        self._export.wait_for(EXPORTED, "paddle2onnx export")
+        self._worker.wait_for(EXPORTED, "paddle2onnx export")
         return self.raw_onnx
 
     def wait_reference(self) -> list:
         import numpy as np
 
-        assert self._reference is not None, "no feed was given"
-        self._reference.wait_for(REFERENCE, "Paddle Inference (reference outputs)")
+        assert self._feed is not None, "no feed was given"
+        self._worker.wait_for(REFERENCE, "Paddle Inference (reference outputs)")
         with np.load(self.reference_npz) as data:
             return [data[k] for k in sorted(data.files)]
 
     def close(self) -> None:
-        for worker in (self._export, self._reference):
-            if worker is not None:
-                worker.close()
+        self._worker.close()

@@ -1,10 +1,10 @@
-"""Runs in a subprocess (paddle2onnx aborts the whole process on unsupported input): either export a
-Paddle inference model to ONNX, or compute its outputs on a given feed with Paddle Inference (the parent
-runs one of each at once).
+"""Runs in a subprocess (paddle2onnx aborts the whole process on unsupported input): export a Paddle
+inference model to ONNX and, given a feed, compute the model's outputs on it with Paddle Inference. Paddle
+is imported once; the reference runs in a thread beside the export (both spend their time in C++), on one
+thread of its own so the parent keeps a core for the passes.
 
 Usage: python -m converter.stages.paddle_worker JOB.json
-JOB: {"mode": "export", "model_file", "params_file", "opset", "save_file"}
-     {"mode": "reference", "model_file", "params_file", "feed_npz", "reference_npz"}
+JOB: {"model_file", "params_file", "opset", "save_file", "feed_npz" (or null), "reference_npz"}
 Protocol on stdout: `EXPORTED` once the ONNX file is complete, `REFERENCE` once the reference .npz is.
 Everything else goes to stderr."""
 
@@ -28,14 +28,15 @@ def _say(marker: str) -> None:
 def export(job: dict) -> None:
     import paddle2onnx
 
-    # onnxsim runs in the parent; paddle2onnx's own optimizer would only repeat part of it.
+    # onnxsim runs in the parent and paddle2onnx's own optimizer would only repeat part of it; the parent
+    # runs onnx.checker on the result (with a better message for truncated weights).
     paddle2onnx.export(
         job["model_file"],
         job["params_file"],
         job["save_file"] + ".part",
         opset_version=int(job["opset"]),
         auto_upgrade_opset=True,
-        enable_onnx_checker=True,
+        enable_onnx_checker=False,
         optimize_tool="None",
     )
     if not os.path.isfile(job["save_file"] + ".part"):
@@ -63,7 +64,7 @@ def reference(job: dict) -> None:
     from converter.runners.paddle import PaddleRunner
 
     feed = dict(np.load(_wait_for_file(job["feed_npz"])))
-    with PaddleRunner(job["model_file"], job["params_file"]) as runner:
+    with PaddleRunner(job["model_file"], job["params_file"], threads=1) as runner:
         outputs = runner.infer(feed)
     tmp = job["reference_npz"] + ".part.npz"
     np.savez(tmp, **{f"{i:04d}": value for i, value in enumerate(outputs.values())})
@@ -71,16 +72,32 @@ def reference(job: dict) -> None:
 
 
 def main() -> None:
+    import threading
+
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     os.environ.setdefault("GLOG_minloglevel", "2")
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
-    if job["mode"] == "export":
-        export(job)
-        _say(EXPORTED)
-    else:
-        reference(job)
+    failed: list[BaseException] = []
+    thread = None
+    if job.get("feed_npz"):
+        import paddle.inference  # noqa: F401  (imported here, once, before the threads share it)
+
+        def run_reference() -> None:
+            try:
+                reference(job)
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent below
+                failed.append(exc)
+
+        thread = threading.Thread(target=run_reference, daemon=True)
+        thread.start()
+    export(job)
+    _say(EXPORTED)
+    if thread is not None:
+        thread.join()
+        if failed:
+            raise failed[0]
         _say(REFERENCE)
 
 

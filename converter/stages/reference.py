@@ -61,13 +61,17 @@ class ReferenceStage(Stage):
         onnx = upstream["onnx"]
         samples = load_samples(section.recipe, section.samples, raw_images=section.raw_images)
         progress(f"reference: ONNX Runtime CPU on {len(samples)} sample(s)")
+        outputs, rows = [], []
         with artifact_runner(onnx) as runner:
-            outputs = [runner.infer(s.feed) for s in samples]
+            for sample in samples:
+                outputs.append(runner.infer(sample.feed))
+                # a split decoder: only the rows its steps wrote are the model's answer
+                rows.append({k: list(v) for k, v in getattr(runner, "valid_rows", {}).items()})
         files = write_samples(scratch, [s.feed for s in samples], outputs, [s.target_feed for s in samples])
         card = {
             "recipe": section.recipe.name, "samples": [s.label for s in samples],
             "outputs": list(outputs[0]) if outputs else [], "onnx_sha256": onnx.digests_of_graphs(),
             "onnx_key": onnx.key, "raw_images": section.raw_images, "host_loop": onnx.card.get("host_loop"),
-            "early_exit": onnx.card.get("early_exit"),
+            "early_exit": onnx.card.get("early_exit"), "rows": rows if any(rows) else None,
         }
         return StageOutput(files, card)

@@ -26,8 +26,9 @@ def verify_artifacts(recipe: Recipe, target, onnx: Artifact, reference: Artifact
     from converter.verify.reference import ReferenceSet
 
     graphs = {g["role"]: onnx.path(g["role"]) for g in onnx.card["graphs"]}
-    model_path = Path(onnx.published.get("model", graphs[next(iter(graphs))]))
-    run = VerifyRun(recipe.name, ReferenceSet.from_artifact(reference, model_path), recipe.verify,
+    shown = ", ".join(onnx.published.get(role, str(path)) for role, path in graphs.items())
+    origin = f"onnxruntime:cpu {shown}" + (" (host loop)" if onnx.card.get("host_loop") else "")
+    run = VerifyRun(recipe.name, ReferenceSet(reference.root, dict(reference.card), origin), recipe.verify,
                     onnx_path=graphs.get("model"), recipe=recipe, om=om_cfg)
     om_card = None
     if target.kind == "om":

@@ -38,31 +38,11 @@ def target_precision(target: Target, om_card: dict | None) -> Precision:
     return "fp32"
 
 
-def early_exit_window(card: dict, output_index: int, output: str, reference: np.ndarray) -> tuple[int, int] | None:
-    """(axis, steps) to compare when the model card says a rewrite removed an early exit for this output:
-    `early_exit: {output: index|name, axis: n, steps: k}` or `{..., end_token: id}` (steps up to and
-    including the first step whose argmax over the last axis is end_token, in the reference)."""
-    spec = card.get("early_exit") if card else None
-    if not spec or spec.get("output", 0) not in (output_index, output):
-        return None
-    axis = int(spec["axis"]) % reference.ndim
-    if "steps" in spec:
-        return axis, int(spec["steps"])
-    tokens = reference.argmax(axis=-1)
-    token_axis = axis if axis < reference.ndim - 1 else axis - 1
-    hits = np.moveaxis(tokens == int(spec["end_token"]), token_axis, -1)
-    ends = [int(np.argmax(row)) + 1 if row.any() else row.size for row in hits.reshape(-1, hits.shape[-1])]
-    return axis, max(ends)
-
-
-def windows_for(card: dict | None, reference: dict) -> dict[str, tuple[int, int]]:
-    """output name -> (axis, rows to compare) for the outputs the model card's early exit covers."""
-    out = {}
-    for index, (name, ref) in enumerate(reference.items()):
-        window = early_exit_window(card or {}, index, name, ref)
-        if window is not None:
-            out[name] = window
-    return out
+def windows_for(facts: dict | None, sample: int) -> dict[str, tuple[int, int]]:
+    """output name -> (axis, rows to compare) for one sample: the rows a split decoder's steps wrote, as
+    the reference stage recorded them (`rows`); {} for a model without a host loop."""
+    rows = (facts or {}).get("rows") or []
+    return {name: (int(axis), int(k)) for name, (axis, k) in rows[sample].items()} if sample < len(rows) else {}
 
 
 def compare_sample(sample: int, reference: dict, actual: dict, verify_config, precision: Precision,
@@ -70,7 +50,7 @@ def compare_sample(sample: int, reference: dict, actual: dict, verify_config, pr
     """Every output of one sample, checked against its limits from `verify_config` (the recipe's
     `verify:` section) under `precision`, within the model card's early-exit window; no early verdict."""
     return compare_outputs(reference, actual, limits_for(verify_config, precision), sample=sample,
-                           windows=windows_for(card, reference))
+                           windows=windows_for(card, sample))
 
 
 @dataclass(frozen=True)
@@ -121,7 +101,7 @@ def verify(run: VerifyRun, target: Target, ctx: TargetContext, precision: Precis
     if target.kind == "emulate":
         step("fp16 overflow analysis and keep_dtype suggestion")
         references = [s.outputs for s in samples]
-        windows = [windows_for(run.reference.facts, ref) for ref in references]
+        windows = [windows_for(run.reference.facts, i) for i in range(len(references))]
         emulation = analyse(run.recipe, target.arg, run.onnx_path, run.om, samples, references, precision, windows)
         if target.arg == "mixed_float16":
             notes.append("mixed_float16 emulation is approximate: CANN's built-in mixed lists are not available "

@@ -99,11 +99,6 @@ class ReferenceSet:
     facts: Mapping[str, Any]
     origin: str
 
-    @classmethod
-    def from_artifact(cls, artifact, onnx_path: Path) -> ReferenceSet:
-        """The reference stage's artifact."""
-        return cls(artifact.root, dict(artifact.card), f"onnxruntime:cpu {onnx_path}")
-
     def meta(self) -> dict[str, Any]:
         """What a saved reference's reference.json records besides the verify section."""
         return {k: v for k, v in self.facts.items() if k not in ("format", "verify", "seconds")}

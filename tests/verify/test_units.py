@@ -36,20 +36,23 @@ def test_ctc_greedy_decoding_collapses_repeats_and_drops_blanks():
     assert ctc_decode(probs, chars) == ["aab "]
 
 
-def test_early_exit_card_limits_the_compared_steps():
+def test_rows_the_steps_wrote_limit_the_comparison():
+    """A split decoder's reference records, per sample, how many rows its steps wrote; only those are
+    compared (the rest of a fixed-capacity buffer is not the model's answer)."""
     ref = np.zeros((1, 6, 3), np.float32)
     ref[0, :, 0] = 1
-    ref[0, 2, :] = [0, 0, 1]          # end token 2 at step 2
     act = ref.copy()
-    act[0, 4:] = 7.0                   # garbage after the source would have stopped
-    card = {"early_exit": {"output": 0, "axis": 1, "end_token": 2}}
-    (check,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", card).checks
+    act[0, 4:] = 7.0                   # garbage in rows the steps never wrote
+    facts = {"rows": [{"out": [1, 3]}, {"out": [1, 5]}]}
+    (check,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", facts).checks
     assert check.passed and check.metrics.max_abs == 0.0 and (check.window.axis, check.window.rows, check.window.of) == (1, 3, 6)
     assert check.to_json()["compared"] == "first 3 of 6 rows along axis 1"
     (full,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {}).checks
     assert not full.passed and full.metrics.max_abs == 7.0 and full.window is None
-    (fixed,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {"early_exit": {"output": "out", "axis": 1, "steps": 5}}).checks
-    assert not fixed.passed and fixed.window.rows == 5
+    (second,) = compare_sample(1, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", facts).checks
+    assert not second.passed and second.window.rows == 5
+    (none,) = compare_sample(0, {"out": ref}, {"out": act}, VerifyConfig(), "fp32", {"rows": [{"out": [1, 0]}]}).checks
+    assert not none.passed  # a sample where no row was produced fails
 
 
 def test_every_output_is_checked_and_junit_counts_them(tmp_path):

@@ -62,6 +62,7 @@ def _card(plan: OmPlan, section: OmSection, onnx: Artifact) -> str:
             "onnx_sha256": {role: onnx.digests[role] for role in plan.argv}, "onnx_key": onnx.key,
             "input_shape": plan.input_shape, "dynamic": plan.to_json()["dynamic"], "graphs": list(plan.argv),
             "host_loop": onnx.card.get("host_loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
+            "graph_outputs": {g["role"]: [o["name"] for o in g.get("outputs", [])] for g in onnx.card["graphs"]},
         },
     }
     return json.dumps(card, indent=2)

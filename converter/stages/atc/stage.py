@@ -178,6 +178,7 @@ class OmStage(Stage):
     name = "om"
     version = 2
     reads = ("onnx",)
+    code = ("converter.stages.atc",)
 
     def check(self, section: OmSection, upstream: Mapping[str, Artifact]) -> None:
         check_config(section.recipe, section.cfg)
@@ -239,6 +240,7 @@ class OmStage(Stage):
             "dynamic": plan.to_json()["dynamic"], "argv": {r: list(a[1:]) for r, a in plan.argv.items()},
             "atc_seconds": round(seconds, 3), "warnings": warnings, "graphs": list(plan.argv),
             "host_loop": onnx.card.get("host_loop"), "outputs": onnx.card.get("outputs"), "inputs": onnx.card.get("inputs"),
+            "graph_outputs": {g["role"]: [o["name"] for o in g.get("outputs", [])] for g in onnx.card["graphs"]},
         }
         return StageOutput(files, card)
 
