@@ -189,7 +189,9 @@ def build_unit(unit: Unit, *, until: str | None = None, force: frozenset[str] = 
         elif step.skip is not None:
             row = _row(step, "skipped", reason=step.skip)
         elif step.stage == "bundle":
-            row = _bundle_row(step, recipe, unit, done, steps, bundle_dir, progress)
+            row = _bundle_row(step, recipe, unit, done, _labels(steps), bundle_dir, progress)
+        elif step.stage == "bench":
+            row = _bench_row(step, recipe, unit, done, _labels(steps), progress)
         else:
             row = _run_step(step, done, "all" in force or step.stage in force, forced, progress, warn)
         if row["status"] == "failed" and failed is None:
@@ -202,11 +204,33 @@ def build_unit(unit: Unit, *, until: str | None = None, force: frozenset[str] = 
     return result
 
 
-def _bundle_row(step: Step, recipe, unit: Unit, done: dict[str, Artifact], steps: list[Step], bundle_dir: Path,
-                progress: Progress) -> dict[str, Any]:
+def _labels(steps: list[Step]) -> dict[str, str]:
+    """Stage name -> the label of the unit's run of it (verify aside: one per target)."""
+    return {s.stage: s.label for s in steps if s.run is not None}
+
+
+def _bench_row(step: Step, recipe, unit: Unit, done: dict[str, Artifact], labels: dict[str, str],
+               progress: Progress) -> dict[str, Any]:
+    from converter.pipeline.build_bench import bench_unit, report_files
+
+    started = time.perf_counter()
+    try:
+        report, verdict, path = bench_unit(recipe, unit.variant, unit.stem, done[labels["onnx"]],
+                                           done.get(labels.get("om", "")), progress)
+    except Exception as exc:  # noqa: BLE001
+        error = _error_json(exc)
+        return _row(step, "failed", time.perf_counter() - started, reason=error["message"], error=error)
+    row = _row(step, "built", time.perf_counter() - started, verdict=verdict)
+    row["artifacts"] = report_files(path)
+    if not report:
+        row.update(status="failed", reason="; ".join(g.message for g in report.gates if not g.passed))
+    return row
+
+
+def _bundle_row(step: Step, recipe, unit: Unit, done: dict[str, Artifact], labels: dict[str, str],
+                bundle_dir: Path, progress: Progress) -> dict[str, Any]:
     from converter.pipeline.bundle_contents import write_unit_bundle
 
-    labels = {s.stage: s.label for s in steps if s.run is not None}
     started = time.perf_counter()
     try:
         written = write_unit_bundle(recipe, unit, done, labels, bundle_dir, progress)

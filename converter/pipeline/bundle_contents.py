@@ -4,7 +4,7 @@ were checked against their sha256 when the runner handed them out):
     <stem>/onnx/<onnx stem>[.<role>].onnx + <onnx stem>.card.json
     <stem>/om/<stem>[.<role>].om + <stem>.om.card.json + <stem>.om.sha256 + <stem>.atc.log   (when atc ran)
     <stem>/atc/<cfg files> + build_om.sh      (the script checks the ONNX digest, builds into ../om with the card)
-    <stem>/paddlex/inference.yml (+ inference.om when atc ran)   (static batch-1 builds: PaddleX's OM backend)
+    <stem>/paddlex/inference.yml (+ inference.om when atc ran)   (static, batch-1, one-graph builds: PaddleX's OM backend)
     <stem>/reference/...                      (the saved reference: inputs, outputs, tolerances, task checks)
     <stem>/README.txt                         (how to replay it on the device box)
 """
@@ -133,7 +133,7 @@ def write_unit_bundle(recipe: Recipe, unit: Unit, done: Mapping[str, Artifact], 
         if recipe.om is not None:
             cfg = select_variant(recipe.om, unit.variant)
             om_run = om_runs(recipe, unit.variant)[-1]
-            px_shape = _paddlex_shape(recipe, om_run)
+            px_shape = _paddlex_shape(recipe, om_run) if list(graphs) == ["model"] else None  # one OM only
             (root / "atc").mkdir(parents=True, exist_ok=True)
             input_shape = _script(recipe, unit, om_run, onnx, graphs, root, px_shape is not None)
             if px_shape is not None:
