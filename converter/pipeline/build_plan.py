@@ -162,14 +162,14 @@ def plan_unit(recipe: Recipe, variant: str | None, until: str | None = None, bun
     if om_step is not None and "om" in wanted:
         steps.append(om_step)
     onnx_label = runs[-1].label
-    targets = default_targets(recipe) if "verify" in wanted else []
+    targets = default_targets(recipe)
     if "reference" in wanted and (targets or bundle):
         for_om = om_step is not None and om_step.error is None
         steps.append(Step("reference", "reference", reference_runs(recipe, variant, for_om=for_om)[-1]))
         upstream = {"reference": "reference", "onnx": onnx_label}
         if recipe.export is not None:
             upstream["export"] = "export"
-        for target in targets:
+        for target in targets if "verify" in wanted else ():
             label = f"verify[{target}]"
             if target == "om" and om_step is None:
                 error = InputError("verify.targets lists om, but the recipe has no `om:` section",
