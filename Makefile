@@ -73,10 +73,10 @@ $(BUILD_TARGETS): build-%: install models
 
 test: install models
 	mkdir -p build
-	$(BIN)/pytest -q --junitxml=build/junit.xml
+	$(BIN)/pytest -q -n 2 --junitxml=build/junit.xml
 
 test-fast: install
-	$(BIN)/pytest -q -m "not e2e"
+	$(BIN)/pytest -q -n 2 -m "not e2e"
 
 # The benchmark suite: conversion vs the hand route, produced ONNX vs raw export (onnx_stage.py), the bench
 # harness's own overhead, and the PP-OCRv4 table of the README (npuconv bench, 2 threads).

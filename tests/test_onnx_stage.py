@@ -133,15 +133,36 @@ class TestCache:
         shutil.copytree(paddle_models["fcn"], dest)
         return dest
 
-    def test_rerun_is_a_hit_and_changes_rebuild(self, fresh_cache, model_copy, make_recipe, monkeypatch):
-        path = make_recipe("fcn", model_copy)
+    @pytest.fixture
+    def onnx_source(self, tmp_path):
+        """A small Conv + Relu ONNX with a dynamic batch (no Paddle: rebuilds here take a fraction of a second)."""
+        import numpy as np
+        from onnx import TensorProto, helper, numpy_helper
+
+        w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype("float32"), "w")
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+            "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])], [w])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+        model.ir_version = 8
+        path = tmp_path / "conv.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    def test_rerun_is_a_hit_and_changes_rebuild(self, fresh_cache, onnx_source, make_recipe, monkeypatch):
+        path = make_recipe(text=f"""
+            name: conv
+            source: {{format: onnx, path: {onnx_source}}}
+            inputs: [{{name: x, shape: [1, 3, 8, 8]}}]
+        """, name="conv.yaml")
         assert not convert(load_recipe(path)).artifact.cached
         assert convert(load_recipe(path)).artifact.cached
         # Neither the bench nor the verify section changes the ONNX.
         assert convert(load_recipe(path, ["bench.iterations=7", "verify.samples=3"])).artifact.cached
         # The onnx and inputs sections do.
-        assert not convert(load_recipe(path, ["onnx.opset=13"])).artifact.cached
-        assert not convert(load_recipe(path, ["inputs.0.shape=[1,3,32,32]"])).artifact.cached
+        assert not convert(load_recipe(path, ["onnx.disable_passes=[simplify]"])).artifact.cached
+        assert not convert(load_recipe(path, ["inputs.0.shape=[2,3,8,8]"])).artifact.cached
         # --force rebuilds even when nothing changed.
         assert not convert(load_recipe(path), force=True).artifact.cached
         # Another tool version rebuilds.
@@ -150,7 +171,15 @@ class TestCache:
         assert not convert(load_recipe(path)).artifact.cached
         monkeypatch.setattr(onnx_stage, "tool_versions", real)
         assert convert(load_recipe(path)).artifact.cached
-        # One changed byte in the params file rebuilds.
+        # One changed byte in the source rebuilds.
+        data = bytearray(onnx_source.read_bytes())
+        data[-1] ^= 0x01
+        onnx_source.write_bytes(bytes(data))
+        assert not convert(load_recipe(path)).artifact.cached
+
+    def test_a_changed_params_byte_rebuilds(self, fresh_cache, model_copy, make_recipe):
+        path = make_recipe("fcn", model_copy)
+        assert not convert(load_recipe(path)).artifact.cached
         params = model_copy / "inference.pdiparams"
         data = bytearray(params.read_bytes())
         data[-1] ^= 0x01

@@ -111,22 +111,25 @@ def om_command(
 
 
 def _plan_only(r, plan, section, onnx, recipe: Path, dry_run: bool, emit_script: Path | None, px_shape, payload: dict):
-    """--dry-run / --emit-script: write the cfg files (and the PaddleX yml) so the printed argv or the
-    script runs as shown; never start atc."""
+    """--dry-run / --emit-script: write the cfg files (and, for --dry-run, the PaddleX yml) so the printed
+    argv or the script runs as shown; never start atc."""
     from converter.artifacts import write_bytes_atomic
-    from converter.stages.atc.paddlex import layout_paddlex, paddlex_dir
+    from converter.stages.atc.paddlex import inference_yml, layout_paddlex, paddlex_dir
 
     for path, text in plan.files.items():
         write_bytes_atomic(Path(path), text.encode())
-    if px_shape is not None:
+    if px_shape is not None and emit_script is None:
         layout = layout_paddlex(r, section.cfg, None, plan.input_shape, px_shape)
-        payload["paddlex"] = {**layout.to_json(), "om_from": "the script" if emit_script else "atc's --output"}
+        payload["paddlex"] = {**layout.to_json(), "om_from": "atc's --output"}
     if emit_script is not None:
         from converter.stages.atc.script import render_script, write_script
 
-        px_rel = str(paddlex_dir(r, section.cfg).relative_to(Path(r.output_dir))) if px_shape is not None else None
-        text = render_script(plan, section, onnx, emit_script.name, str(recipe), px_rel)
-        write_script(emit_script, text)
+        paddlex = None
+        if px_shape is not None:  # the script lays it out beside the OM it builds, in its own output dir
+            paddlex = (str(paddlex_dir(r, section.cfg).relative_to(Path(r.output_dir))),
+                       inference_yml(r, section.cfg, plan.input_shape, px_shape))
+            payload["paddlex"] = {"dir": paddlex[0], "written_by": "the script, under its OUTPUT_DIR"}
+        write_script(emit_script, render_script(plan, section, onnx, emit_script.name, str(recipe), paddlex))
         payload["script"] = str(emit_script)
         err.print(f"wrote {emit_script} (run it where atc is installed: sh {shlex.quote(str(emit_script))})")
     payload["dry_run"] = dry_run

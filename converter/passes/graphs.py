@@ -109,27 +109,33 @@ class Types:
     """dtype and shape of every value shape inference could type, in every graph of the model."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-        except Exception:  # an invalid graph (what `repairs` exists for): fall back to what is declared
-            inferred = model
         self._types: dict[str, ValueType] = {}
-        for source in (model, inferred):  # declared first, inferred wins where it knows more
-            for graph, _ in walk(source.graph):
-                for vi in (*graph.input, *graph.output, *graph.value_info):
-                    vt = _value_type(vi)
-                    if vt is not None and (vt.dtype or vi.name not in self._types):
-                        self._types[vi.name] = vt
-                for init in graph.initializer:
-                    self._types[init.name] = ValueType(init.data_type, tuple(init.dims))
-                for node in graph.node:
-                    if node.op_type == "Constant" and node.output:
-                        attr = next((a for a in node.attribute if a.name == "value"), None)
-                        if attr is not None:
-                            self._types[node.output[0]] = ValueType(attr.t.data_type, tuple(attr.t.dims))
-                    elif node.op_type == "Cast" and node.output and node.output[0] not in self._types:
-                        to = next(a.i for a in node.attribute if a.name == "to")
-                        self._types[node.output[0]] = ValueType(to, None)
+        self._read(model)
+        # shape inference only when the graph does not already type every value (it costs ~0.1 s on det)
+        if any(o and o not in self._types for graph, _ in walk(model.graph) for n in graph.node for o in n.output):
+            try:
+                inferred = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+            except Exception:  # an invalid graph (what `repairs` exists for): keep what is declared
+                return
+            self._read(inferred)
+
+    def _read(self, model: onnx.ModelProto) -> None:
+        """Types the model declares; read again after inference, which wins where it knows more."""
+        for graph, _ in walk(model.graph):
+            for vi in (*graph.input, *graph.output, *graph.value_info):
+                vt = _value_type(vi)
+                if vt is not None and (vt.dtype or vi.name not in self._types):
+                    self._types[vi.name] = vt
+            for init in graph.initializer:
+                self._types[init.name] = ValueType(init.data_type, tuple(init.dims))
+            for node in graph.node:
+                if node.op_type == "Constant" and node.output:
+                    attr = next((a for a in node.attribute if a.name == "value"), None)
+                    if attr is not None:
+                        self._types[node.output[0]] = ValueType(attr.t.data_type, tuple(attr.t.dims))
+                elif node.op_type == "Cast" and node.output and node.output[0] not in self._types:
+                    to = next(a.i for a in node.attribute if a.name == "to")
+                    self._types[node.output[0]] = ValueType(to, None)
 
     def get(self, name: str) -> ValueType | None:
         return self._types.get(name)

@@ -76,20 +76,25 @@ def _om(om: Artifact, root: Path, stem: str) -> dict[str, str]:
     return {role: path for role, path in files.items() if role not in ("log", "sha256")}
 
 
-def _script(recipe: Recipe, unit: Unit, om_run, onnx: Artifact, graphs: Mapping[str, str], root: Path,
-            paddlex: bool) -> str:
-    """atc/<cfg files> and atc/build_om.sh, its default paths relative to itself."""
+def _script(unit: Unit, om_run, onnx: Artifact, graphs: Mapping[str, str], root: Path,
+            px_shape: tuple[int, ...] | None) -> str | None:
+    """atc/<cfg files> and atc/build_om.sh (its default paths relative to itself: ../onnx in, ../om out),
+    and for a PaddleX build paddlex/inference.yml, which the script completes with inference.om. Returns
+    the yml text (None without PaddleX)."""
+    from converter.stages.atc.paddlex import inference_yml
     from converter.stages.atc.script import render_script, write_script
     from converter.stages.atc.stage import plan_atc
 
     section = dataclasses.replace(om_run.section, log=root / "om" / f"{unit.stem}.atc.log")
     plan = plan_atc(section, onnx, {role: root / path for role, path in graphs.items()}, root / "om", root / "atc")
+    (root / "atc").mkdir(parents=True, exist_ok=True)
     for path, text in plan.files.items():
         Path(path).write_text(text, encoding="utf-8")
-    text = render_script(plan, section, onnx, "build_om.sh", unit.recipe.name, "../paddlex" if paddlex else None,
+    yml = inference_yml(section.recipe, section.cfg, plan.input_shape, px_shape) if px_shape is not None else None
+    text = render_script(plan, section, onnx, "build_om.sh", unit.recipe.name, ("../paddlex", yml) if yml else None,
                          here=root / "atc")
     write_script(root / "atc" / "build_om.sh", text)
-    return plan.input_shape
+    return yml
 
 
 def _paddlex_shape(recipe: Recipe, om_run) -> tuple[int, ...] | None:
@@ -103,21 +108,32 @@ def _paddlex_shape(recipe: Recipe, om_run) -> tuple[int, ...] | None:
         return None
 
 
-def _paddlex(recipe: Recipe, cfg, om_file: Path | None, input_shape: str, shape: tuple[int, ...], root: Path,
-             scratch: Path) -> None:
-    """paddlex/inference.yml (+ inference.om when atc ran)."""
-    from converter.stages.atc.paddlex import layout_paddlex, paddlex_dir
+def _atc_parts(recipe: Recipe, unit: Unit, onnx: Artifact, graphs: Mapping[str, str], om: Artifact | None,
+               om_files: Mapping[str, str], root: Path) -> dict:
+    """atc/ and paddlex/ (with `om:`), and what the bundle manifest says about them and the OM."""
+    from converter.pipeline.plan import om_runs
+    from converter.recipe.om import select_variant
 
-    staged = recipe.model_copy(update={"output_dir": scratch})
-    layout_paddlex(staged, cfg, om_file, input_shape, shape)
-    shutil.move(paddlex_dir(staged, cfg), root / "paddlex")
+    if recipe.om is None:
+        return {"script": None, "paddlex": None}
+    cfg = select_variant(recipe.om, unit.variant)
+    om_run = om_runs(recipe, unit.variant)[-1]
+    px_shape = _paddlex_shape(recipe, om_run) if list(graphs) == ["model"] else None  # PaddleX runs one OM
+    yml = _script(unit, om_run, onnx, graphs, root, px_shape)
+    if yml is not None:
+        (root / "paddlex").mkdir()
+        (root / "paddlex" / "inference.yml").write_text(yml, encoding="utf-8")
+        if "model" in om_files:
+            shutil.copyfile(root / om_files["model"], root / "paddlex" / "inference.om")
+    facts = {"script": "atc/build_om.sh", "paddlex": "paddlex" if yml else None, "soc_version": cfg.soc_version}
+    if om is not None:
+        facts.update({k: om.card.get(k) for k in ("soc_version", "precision", "cann_version")})
+    return facts
 
 
 def write_unit_bundle(recipe: Recipe, unit: Unit, done: Mapping[str, Artifact], labels: Mapping[str, str],
                       bundle_dir: Path, progress: Progress) -> WrittenBundle:
     """Gather the unit's files and write `<bundle_dir>/<stem>.tar.gz`."""
-    from converter.pipeline.plan import om_runs
-    from converter.recipe.om import select_variant
     from converter.verify.reference import ReferenceSet, save_reference
 
     progress(f"bundle {unit.stem}.tar.gz")
@@ -128,29 +144,14 @@ def write_unit_bundle(recipe: Recipe, unit: Unit, done: Mapping[str, Artifact], 
         root = scratch / unit.stem
         graphs = _onnx(onnx, root, Path(onnx.published["card"]).name.removesuffix(".card.json"))
         om_files = _om(om, root, unit.stem) if om is not None else {}
-        script, px_shape = None, None
-        facts: dict = {}
-        if recipe.om is not None:
-            cfg = select_variant(recipe.om, unit.variant)
-            om_run = om_runs(recipe, unit.variant)[-1]
-            px_shape = _paddlex_shape(recipe, om_run) if list(graphs) == ["model"] else None  # one OM only
-            (root / "atc").mkdir(parents=True, exist_ok=True)
-            input_shape = _script(recipe, unit, om_run, onnx, graphs, root, px_shape is not None)
-            if px_shape is not None:
-                om_model = root / om_files["model"] if "model" in om_files else None
-                _paddlex(recipe, cfg, om_model, input_shape, px_shape, root, scratch / "px")
-            script = "atc/build_om.sh"
-            facts = {"soc_version": cfg.soc_version}
-            if om is not None:
-                facts.update({k: om.card.get(k) for k in ("soc_version", "precision", "cann_version")})
+        facts = _atc_parts(recipe, unit, onnx, graphs, om, om_files, root)
         reference_dir = root / "reference"
         reference_dir.mkdir(parents=True)
         meta = ReferenceSet(reference.root, dict(reference.card), "").meta()
         save_reference(reference_dir, reference.root, meta, recipe.verify)
         (root / "README.txt").write_text(_readme(recipe, unit, om, facts), encoding="utf-8")
         manifest = {"recipe": recipe.name, "variant": unit.variant, "unit": unit.stem, "npuconv": __version__,
-                    "onnx": graphs, "reference": "reference", "script": script,
-                    "paddlex": "paddlex" if px_shape is not None else None, "tools": tool_versions(), **facts}
+                    "onnx": graphs, "reference": "reference", "tools": tool_versions(), **facts}
         if om_files:
             manifest["om"] = om_files
         return write_bundle(bundle_dir / f"{unit.stem}.tar.gz", root, unit.stem, manifest)

@@ -55,7 +55,7 @@ class AippConfig(Section):
 
 
 class OmConfig(Section):
-    """One atc build. Keys map one-to-one onto atc options; see docs/om.md for the table."""
+    """One atc build. Keys map one-to-one onto atc options (the table in the README, section "The om: section")."""
 
     variant: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="name of this build when `om` is a list"

@@ -48,7 +48,17 @@ with warnings.catch_warnings():
         min_agreement: float = Field(1.0, ge=0, le=1, description="fraction of samples whose text must agree")
 
 
-Task = Annotated[ArgmaxTask | CtcTask, Field(discriminator="kind")]
+class SequenceTask(Section):
+    """A decoder's token sequence: argmax over the last axis, read up to and including the reference's
+    first `end_token`, compared token by token (and the target must end where the reference ends)."""
+
+    kind: Literal["sequence"]
+    output: str | int = Field(0, description="output name or index of the [N, T, V] token probabilities")
+    end_token: int = Field(ge=0, description="the token that ends a sequence (eos)")
+    min_agreement: float = Field(1.0, ge=0, le=1, description="fraction of the reference's tokens the target must match")
+
+
+Task = Annotated[ArgmaxTask | CtcTask | SequenceTask, Field(discriminator="kind")]
 
 
 class VerifyConfig(Section):
@@ -70,7 +80,7 @@ class VerifyConfig(Section):
         default_factory=dict,
         description="fp16 targets (emulate:*, an OM built in fp16/mixed modes): per output name and `default`",
     )
-    task: Task | None = Field(None, description="optional task check: {kind: argmax, axis: -1} or {kind: ctc, dict: FILE}")
+    task: Task | None = Field(None, description="optional task check: {kind: argmax, axis: -1}, {kind: ctc, dict: FILE} or {kind: sequence, end_token: ID}")
     targets: list[Target] | None = Field(
         None,
         description="what `npuconv build` verifies, as `npuconv verify --target` takes them (om, paddle, onnx:cpu, "

@@ -5,8 +5,6 @@ line. OM output names are atc's, not ONNX's: verify pairs them with the referenc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import numpy as np

@@ -177,7 +177,7 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
         "dynamic_ops_left": sorted(op for op in final_ops if op in DYNAMIC_OPS),
         "graphs": graphs,
         "passes": [r.to_json() for r in records],
-        "ops_before": dict(sorted(Counter(n.op_type for n in raw.graph.node).items())),
+        "ops_before": dict(sorted(ModelSet.single(raw).op_counts().items())),  # Loop/If bodies included
         "ops_after": dict(sorted(final_ops.items())),
         "nodes_before": len(raw.graph.node),
         "nodes_after": sum(g["nodes"] for g in graphs),
@@ -220,7 +220,8 @@ def _check_and_write(section: OnnxSection, models: ModelSet, scratch: Path) -> l
         (scratch / name).write_bytes(model.SerializeToString())
         inputs, outputs = io_specs(model)
         graphs.append({"role": role, "file": name, "nodes": len(model.graph.node), "static": not dyn,
-                       "dynamic_dims": dyn, "inputs": inputs, "outputs": outputs})
+                       "dynamic_dims": dyn, "inputs": inputs, "outputs": outputs,
+                       "ops": dict(sorted(Counter(n.op_type for n in model.graph.node).items()))})
     return graphs
 
 

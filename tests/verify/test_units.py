@@ -134,3 +134,19 @@ def test_layerwise_skips_huge_tensors_and_chunking_does_not_change_the_finding()
     assert (small.first.layer.node, small.compared) == ("n3", 3)
     same = first_divergence(reference, reference, feed, FP32, via="t", budget_mb=1e-4)
     assert same.first is None and same.compared == 4
+
+
+def test_sequence_task_compares_tokens_up_to_the_end_token():
+    from converter.recipe.verify import SequenceTask
+    from converter.verify.tasks import check_task
+
+    eye = np.eye(4, dtype=np.float32)
+    ref = eye[[1, 2, 3, 0, 0]][None]          # tokens 1 2 3(end) then never-read rows
+    same = eye[[1, 2, 3, 1, 1, 2]][None]     # one more row, different after the end: still the same sequence
+    flipped = eye[[1, 1, 3, 0, 0]][None]     # the second token differs
+    longer = eye[[1, 2, 2, 3, 0]][None]      # does not end where the reference ends
+    task = SequenceTask(kind="sequence", end_token=3)
+    assert check_task(task, 0, "probs", ref, same).agreement == 1.0
+    assert check_task(task, 0, "probs", ref, flipped).agreement == 2 / 3
+    result = check_task(task, 0, "probs", ref, longer)
+    assert not result.passed and result.detail["target_tokens"] == [[1, 2, 2, 3]]

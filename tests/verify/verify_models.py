@@ -35,7 +35,7 @@ def make_multi_output_paddle(out_dir: Path) -> Path:
     [N, 10, 5], h_lstm + h_gru [1, N, 12]). paddle2onnx writes Split, LSTM and GRU nodes."""
     import paddle
     from paddle import nn
-    from paddle_models import _save
+    from paddle_models import save_static
 
     class MultiOutput(nn.Layer):
         def __init__(self) -> None:
@@ -52,4 +52,4 @@ def make_multi_output_paddle(out_dir: Path) -> Path:
             return self.head(paddle.concat([y1, y2], axis=-1)), h1 + h2
 
     paddle.seed(0)
-    return _save(MultiOutput(), [paddle.static.InputSpec([None, 10, 8], "float32", "x")], out_dir)
+    return save_static(MultiOutput(), [paddle.static.InputSpec([None, 10, 8], "float32", "x")], out_dir)

@@ -66,18 +66,22 @@ def _source_sections(recipe: Recipe) -> str:
     return yaml.safe_dump(keep, sort_keys=False, allow_unicode=True).rstrip() if keep else ""
 
 
+def inference_yml(recipe: Recipe, cfg: OmConfig, atc_input_shape: str, input_shape: tuple[int, ...]) -> str:
+    """The text of PaddleX's `inference.yml` for this build."""
+    return render_template(
+        "paddlex_inference.yml.j2", version=__version__, recipe_name=recipe.name, variant=cfg.variant,
+        soc_version=cfg.soc_version, soc_version_json=json.dumps(cfg.soc_version),
+        model_name_json=json.dumps(cfg.paddlex_model_name or recipe.name), input_shape_json=json.dumps(list(input_shape)),
+        atc_input_shape_json=json.dumps(atc_input_shape), source_sections=_source_sections(recipe),
+    )
+
+
 def layout_paddlex(recipe: Recipe, cfg: OmConfig, om: Path | None, atc_input_shape: str,
                    input_shape: tuple[int, ...]) -> PaddlexLayout:
     """Write `inference.yml` and copy the OM to `inference.om` beside it (both atomically). `om` None
-    (--dry-run, --emit-script): only the yml; atc or the emitted script puts the OM there later."""
+    (--dry-run): only the yml; atc's --output puts the OM there later."""
     directory = paddlex_dir(recipe, cfg)
-    model_name = cfg.paddlex_model_name or recipe.name
-    text = render_template(
-        "paddlex_inference.yml.j2", version=__version__, recipe_name=recipe.name, variant=cfg.variant,
-        soc_version=cfg.soc_version, soc_version_json=json.dumps(cfg.soc_version),
-        model_name_json=json.dumps(model_name), input_shape_json=json.dumps(list(input_shape)),
-        atc_input_shape_json=json.dumps(atc_input_shape), source_sections=_source_sections(recipe),
-    )
+    text = inference_yml(recipe, cfg, atc_input_shape, input_shape)
     if om is not None:
         copy_atomic(om, directory / "inference.om")
     write_bytes_atomic(directory / "inference.yml", text.encode())

@@ -77,10 +77,11 @@ def _default_path(path: Path, here: Path | None) -> str:
 
 
 def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name: str, recipe_path: str,
-                  paddlex_dir: str | None = None, here: Path | None = None) -> str:
-    """The script text for a plan (same argv as the plan, with paths as shell variables). `here`: the
-    directory the script will sit in; its default ONNX and output paths are then relative to it, so the
-    script runs wherever its directory tree is unpacked."""
+                  paddlex: tuple[str, str] | None = None, here: Path | None = None) -> str:
+    """The script text for a plan (same argv as the plan, with paths as shell variables). `paddlex`:
+    (directory relative to the output dir, inference.yml text): the script lays PaddleX's model dir out
+    beside its OM. `here`: the directory the script will sit in; its default ONNX and output paths are then
+    relative to it, so the script runs wherever its directory tree is unpacked (a bundle)."""
     recipe, cfg = section.recipe, section.cfg
     contents = generated_files(recipe, cfg)
     roles = list(plan.argv)
@@ -113,7 +114,8 @@ def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name:
         out_dir=_default_path(out_dir, here), stem=shlex.quote(section.stem),
         cfg_name=shlex.quote(cfg.variant or "default"), log_name=shlex.quote(Path(section.log).name), files=files,
         graphs=graphs, marker=shlex.quote(opt.SUCCESS_MARKER), card=card, card_delimiter=_delimiter(card, "NPUCONV_CARD"),
-        paddlex_dir=shlex.quote(paddlex_dir) if paddlex_dir else None,
+        paddlex_dir=shlex.quote(paddlex[0]) if paddlex else None,
+        paddlex_yml=paddlex[1] if paddlex else "", yml_delimiter=_delimiter(paddlex[1] if paddlex else "", "NPUCONV_YML"),
     )
 
 

@@ -265,7 +265,7 @@ def _check_extra_args(cfg: OmConfig) -> None:
     for key, value in cfg.extra_args.items():
         if key in opt.MANAGED_OPTIONS:
             raise rule_error("extra-args-managed", f"om.extra_args.{key} duplicates a recipe key npuconv writes itself",
-                             "set it through its om key (see docs/om.md), not extra_args")
+                             "set it through its om key (README: The om: section), not extra_args")
         if key not in opt.EXTRA_OPTIONS:
             guess = difflib.get_close_matches(key, list(opt.EXTRA_OPTIONS), n=1)
             raise rule_error("extra-args-unknown", f"om.extra_args.{key} is not an atc option npuconv knows"
