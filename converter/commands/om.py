@@ -61,6 +61,11 @@ def om_command(
     onnx = onnx_outcome.artifact
     out_dir = Path(r.output_dir)
     roles = [g["role"] for g in onnx.card["graphs"]]
+    if px_shape is not None and roles != ["model"]:
+        from converter.stages.atc.validate import rule_error
+
+        raise rule_error("paddlex-one-graph", f"PaddleX's OM backend runs one OM; this model is {' + '.join(roles)} "
+                         "driven by npuconv's host loop", "drop --paddlex for this recipe")
     plan = plan_atc(section, onnx, {role: Path(onnx.published[role]) for role in roles}, out_dir,
                     out_dir / "atc" / (section.cfg.variant or "default"))
     warnings = list(plan.warnings)
