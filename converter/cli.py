@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from converter import __version__, console, process
-from converter.commands import bench, doctor, explain, export, lint, om, onnx, schema, verify
+from converter.commands import bench, build, doctor, explain, export, lint, om, onnx, schema, verify
 from converter.console import emit_json, err
 from converter.errors import Interrupted, NpuconvError, path_error
 from converter.versions import convert_tool_missing
@@ -47,6 +47,7 @@ app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("explain")(explain.explain_command)
 app.command("bench")(bench.bench_command)
+app.command("build")(build.build_command)
 
 
 def main() -> None:

@@ -28,15 +28,20 @@ HANDLED = ("SIGINT", "SIGTERM", "SIGHUP")
 # pid -> Popen of every started, not yet reaped child. Plain dict operations are atomic under the GIL, and
 # a signal handler must never wait for a lock that the code it interrupted holds.
 _children: dict[int, subprocess.Popen] = {}
+# pid -> the grace a child needs beyond GRACE_S: a child that stops children of its own on SIGTERM (an
+# `npuconv build` worker) must outlive their grace, or its grandchildren would be orphaned.
+_graces: dict[int, float] = {}
 _atexit_registered = False
 _defer_depth = 0
 _pending: int | None = None
 _interrupted: int | None = None
 
 
-def start(argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
-    """`subprocess.Popen(argv, ...)` in a new session, registered until `wait`/`stop` reaps it. An OSError
-    (no such executable, not executable) propagates as Popen raises it."""
+def start(argv: Sequence[str], *, grace: float | None = None, **popen_kwargs) -> subprocess.Popen:
+    """`subprocess.Popen(argv, ...)` in a new session, registered until `wait`/`stop` reaps it. `grace`: how
+    long this child gets between SIGTERM and SIGKILL when it is stopped with a grace (default GRACE_S; more
+    for a child that itself stops children on SIGTERM). An OSError (no such executable, not executable)
+    propagates as Popen raises it."""
     global _atexit_registered
     if isinstance(argv, (str, bytes)) or popen_kwargs.get("shell"):
         raise TypeError("process.start takes an argv list, never a shell string")
@@ -49,6 +54,8 @@ def start(argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
     with _deferred_signals():  # a signal between fork and registration would orphan the child
         proc = subprocess.Popen(list(argv), start_new_session=True, **popen_kwargs)
         _children[proc.pid] = proc
+        if grace is not None:
+            _graces[proc.pid] = grace
     return proc
 
 
@@ -108,6 +115,8 @@ def _stop_many(procs: list[subprocess.Popen], grace: float) -> None:
     live = [p for p in procs if not _exited(p)]
     for p in live:
         _signal_group(p.pid, signal.SIGKILL if grace <= 0 else signal.SIGTERM)
+    if grace > 0:
+        grace = max([grace, *(_graces.get(p.pid, 0.0) for p in live)])
     _wait_exited(live, grace)
     for p in live:
         if not _exited(p):
@@ -121,6 +130,7 @@ def _stop_many(procs: list[subprocess.Popen], grace: float) -> None:
 def _forget(proc: subprocess.Popen) -> None:
     """Unregister a reaped child and kill what it left in its group (a compiler atc started, say), waiting
     a moment for those to go (they are not ours to reap)."""
+    _graces.pop(proc.pid, None)
     if _children.pop(proc.pid, None) is None:
         return
     _signal_group(proc.pid, signal.SIGKILL)

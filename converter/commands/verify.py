@@ -111,19 +111,29 @@ def _from_recipe(recipe_path: Path, target, om_path, variant, samples, layerwise
 
 
 def _replay(source: Path, target, om_path, layerwise, save, step,
-            rebuild: str = "rebuild the OM from this bundle's ONNX (build_om.sh)"):
-    """A bundle or a saved reference: the saved reference against the target; nothing is converted."""
+            rebuild: str = "rebuild the OM from this bundle's ONNX (atc/build_om.sh)"):
+    """A bundle (unpacked into a temporary directory, removed afterwards) or a saved reference: the saved
+    reference against the target; nothing is converted."""
     from converter.errors import InputError
-    from converter.pipeline.bundle import is_bundle, open_bundle
+    from converter.pipeline.bundle import Bundle, is_bundle, open_bundle
     from converter.runners.factory import TargetContext
     from converter.runners.om_card import check_om_card, load_om_card
     from converter.verify.parity import VerifyRun, target_precision, verify
     from converter.verify.reference import load_saved
 
     graphs: dict = {}
-    if is_bundle(source):
+    if not isinstance(source, Bundle) and is_bundle(source):
+        import shutil
+        import tempfile
+
         step(f"unpacking {source.name}")
-        bundle = open_bundle(source)
+        workdir = Path(tempfile.mkdtemp(prefix="npuconv-bundle-"))
+        try:
+            return _replay(open_bundle(source, workdir), target, om_path, layerwise, save, step, rebuild)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if isinstance(source, Bundle):  # unpacked above
+        bundle = source
         saved, verify_config = load_saved(bundle.reference)
         graphs = bundle.onnx_graphs()
         om_path = om_path or bundle.om()
@@ -135,11 +145,11 @@ def _replay(source: Path, target, om_path, layerwise, save, step,
     if target.kind == "om":
         if om_path is None:
             raise InputError(f"{where} holds no OM (atc did not run where it was made)",
-                             hint="build the OM with the bundle's build_om.sh, then pass it with --om FILE")
+                             hint="build the OM with the bundle's atc/build_om.sh, then pass it with --om FILE")
         om_card = load_om_card(om_path)
         check_om_card(om_path, om_card, saved.facts["onnx_sha256"], rebuild_hint=rebuild)
     ctx = TargetContext(graphs, saved.facts.get("host_loop"), None, om_path, om_card)
-    run = VerifyRun(saved.facts.get("recipe", source.name), saved, verify_config)
+    run = VerifyRun(saved.facts.get("recipe", Path(where).name), saved, verify_config)
     return verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)
 
 

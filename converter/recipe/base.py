@@ -17,6 +17,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def resolve_recipe_path(value: str | Path, info: ValidationInfo) -> Path:
+    """A path written in the recipe, relative to the recipe file (absolute paths are kept)."""
+    return _relative_to_recipe(Path(value), info)
+
+
 def _relative_to_recipe(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     if base is not None and not value.is_absolute():

@@ -5,9 +5,12 @@ from __future__ import annotations
 import warnings
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
-from converter.recipe.base import RecipePath, Section
+from converter.recipe.base import RecipePath, Section, resolve_recipe_path
+
+TARGET_PATTERN = r"^(om|paddle|onnx(:[A-Za-z0-9_]+)?|onnx-file:.+|emulate:(fp16|mixed_float16))$"
+Target = Annotated[str, Field(pattern=TARGET_PATTERN)]
 
 
 class OutputTolerance(Section):
@@ -78,6 +81,12 @@ class VerifyConfig(Section):
         description="fp16 targets (emulate:*, an OM built in fp16/mixed modes): per output name and `default`",
     )
     task: Task | None = Field(None, description="optional task check: {kind: argmax, axis: -1}, {kind: ctc, dict: FILE} or {kind: sequence, end_token: ID}")
+    targets: list[Target] | None = Field(
+        None,
+        description="what `npuconv build` verifies, as `npuconv verify --target` takes them (om, paddle, onnx:cpu, "
+        "onnx-file:PATH relative to the recipe, emulate:fp16, ...); default: paddle when the model comes from "
+        "Paddle (source or export), and om when the recipe builds an OM",
+    )
     layer_budget_mb: float = Field(
         128.0, gt=0, description="--layerwise: MB of intermediate tensors exposed per ONNX Runtime session (peak memory ~ a plain run + 4x this)"
     )
@@ -89,6 +98,20 @@ class VerifyConfig(Section):
         if any(not key for key in value):
             raise ValueError("tolerance keys must be output names or `default`")
         return value
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value is None:
+            return None
+        resolved = []
+        for target in value:
+            if target.startswith("onnx-file:"):
+                target = "onnx-file:" + str(resolve_recipe_path(target.partition(":")[2], info))
+            if target in resolved:
+                raise ValueError(f"target {target!r} is listed twice")
+            resolved.append(target)
+        return resolved
 
     def tolerances(self, precision: str) -> tuple[str, dict[str, OutputTolerance]]:
         """(recipe key, entries) that apply to targets of this precision ("fp32" or "fp16")."""

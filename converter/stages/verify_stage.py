@@ -58,7 +58,7 @@ class VerifySection:
     variant: str | None = None
 
     def key_json(self) -> dict:
-        verify = self.recipe.verify.model_dump(mode="json", exclude={"data", "samples", "seed"})
+        verify = self.recipe.verify.model_dump(mode="json", exclude={"data", "samples", "seed", "targets"})
         return {"target": self.target, "verify": verify}
 
 
@@ -68,7 +68,7 @@ class VerifyStage(Stage):
 
     def key_payload(self, section: VerifySection, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
         task = section.recipe.verify.task
-        dict_file = getattr(task, "dict", None)
+        dict_file = task.dict if getattr(task, "kind", None) == "ctc" else None  # BaseModel.dict is a method
         return {"task_dict": file_digest(Path(dict_file)) if dict_file and Path(dict_file).is_file() else None,
                 "tools": tool_versions(("onnxruntime", "paddlepaddle", "numpy"))}
 

@@ -5,6 +5,7 @@ ONNX's sha256 before atc starts and writes the OM's card beside it, as the om st
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -67,11 +68,20 @@ def _card(plan: OmPlan, section: OmSection, onnx: Artifact) -> str:
     return json.dumps(card, indent=2)
 
 
+def _default_path(path: Path, here: Path | None) -> str:
+    """A default path as a shell word: absolute as planned, or relative to the script's own directory
+    (`"$HERE"/...`) when the script travels with its files (a bundle)."""
+    if here is None:
+        return shlex.quote(str(path))
+    return '"$HERE"/' + shlex.quote(os.path.relpath(path, here))
+
+
 def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name: str, recipe_path: str,
-                  paddlex: tuple[str, str] | None = None) -> str:
+                  paddlex: tuple[str, str] | None = None, here: Path | None = None) -> str:
     """The script text for a plan (same argv as the plan, with paths as shell variables). `paddlex`:
     (directory relative to the output dir, inference.yml text): the script lays PaddleX's model dir out
-    beside its OM."""
+    beside its OM. `here`: the directory the script will sit in; its default ONNX and output paths are then
+    relative to it, so the script runs wherever its directory tree is unpacked (a bundle)."""
     recipe, cfg = section.recipe, section.cfg
     contents = generated_files(recipe, cfg)
     roles = list(plan.argv)
@@ -88,7 +98,7 @@ def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name:
         dynamic = plan.dynamic if role in ("model", "encoder") else DynamicPlan()
         argv = build_argv(recipe, cfg, dynamic, paths, graph_shapes=_graph_shapes(onnx, role))
         onnx_path = Path(plan.onnx[role])
-        graphs.append({"var": var, "model": shlex.quote(str(onnx_path)), "onnx_name": shlex.quote(onnx_path.name),
+        graphs.append({"var": var, "model": _default_path(onnx_path, here), "onnx_name": shlex.quote(onnx_path.name),
                        "sha256": shlex.quote(onnx.digests[role]), "om_name": shlex.quote(om_name(section.stem, role)),
                        "argv": [sh_word(t) for t in argv[1:]]})
     files = [{"name": shlex.quote(name), "delimiter": _delimiter(text),
@@ -99,9 +109,9 @@ def render_script(plan: OmPlan, section: OmSection, onnx: Artifact, script_name:
         "atc_build.sh.j2", version=__version__, recipe_path=recipe_path, variant=plan.variant,
         om_names=", ".join(om_name(section.stem, r) for r in roles), soc_version=plan.soc_version,
         soc_word=shlex.quote(plan.soc_version), script_name=script_name, single=single,
-        onnx_dir=shlex.quote(str(Path(plan.onnx[roles[0]]).parent)),
+        onnx_dir=_default_path(Path(plan.onnx[roles[0]]).parent, here), here=here is not None,
         onnx_names=", ".join(Path(plan.onnx[r]).name for r in roles),
-        out_dir=shlex.quote(str(out_dir)), stem=shlex.quote(section.stem),
+        out_dir=_default_path(out_dir, here), stem=shlex.quote(section.stem),
         cfg_name=shlex.quote(cfg.variant or "default"), log_name=shlex.quote(Path(section.log).name), files=files,
         graphs=graphs, marker=shlex.quote(opt.SUCCESS_MARKER), card=card, card_delimiter=_delimiter(card, "NPUCONV_CARD"),
         paddlex_dir=shlex.quote(paddlex[0]) if paddlex else None,
