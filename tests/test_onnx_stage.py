@@ -208,8 +208,16 @@ class TestCache:
         again = convert(load_recipe(path))
         assert again.artifact.cached and onnx_path(again).read_bytes() == expected
 
-    def test_damaged_entry_is_rebuilt_and_said_so(self, fresh_cache, model_copy, make_recipe, run_cli):
-        path = make_recipe("fcn", model_copy)
+    def conv_recipe(self, make_recipe, onnx_source):
+        return make_recipe(text=f"""
+            name: conv
+            source: {{format: onnx, path: {onnx_source}}}
+            inputs: [{{name: x, shape: [1, 3, 8, 8]}}]
+            output_dir: {onnx_source.parent / 'out'}
+        """, name="conv.yaml")
+
+    def test_damaged_entry_is_rebuilt_and_said_so(self, fresh_cache, onnx_source, make_recipe, run_cli):
+        path = self.conv_recipe(make_recipe, onnx_source)
         first = run_cli("onnx", path, "--json")
         assert first.code == 0, first.stderr
         entry = Path(first.json()["raw_onnx"]).parent
@@ -235,13 +243,13 @@ class TestCache:
         assert len(entries) == 1 and not any((fresh_cache / "onnx" / ".scratch").iterdir())
 
     @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664)])
-    def test_artifacts_get_the_umask_permissions(self, fresh_cache, model_copy, make_recipe, tmp_path, umask, mode):
-        path = make_recipe("fcn", model_copy)
+    def test_artifacts_get_the_umask_permissions(self, fresh_cache, onnx_source, make_recipe, tmp_path, umask, mode):
+        path = self.conv_recipe(make_recipe, onnx_source)
         probe = (f"import os, sys\nos.umask({umask})\nsys.argv = ['npuconv', 'onnx', {str(path)!r}]\n"
                  "from converter.cli import main\nmain()\n")
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
         out = tmp_path / "out"
-        for name in ("fcn.onnx", "fcn.card.json"):
+        for name in ("conv.onnx", "conv.card.json"):
             assert stat.S_IMODE((out / name).stat().st_mode) == mode
         entry = next(p for p in (fresh_cache / "onnx").iterdir() if p.is_dir() and not p.name.startswith("."))
         assert stat.S_IMODE(entry.stat().st_mode) == mode | 0o111

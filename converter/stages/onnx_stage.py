@@ -48,8 +48,8 @@ class OnnxSection:
     dynamic_axes: Mapping[str, tuple[int, ...]]
 
     def key_json(self) -> dict:
+        # not the recipe's name: two recipes converting the same model the same way share one cache entry
         return {
-            "name": self.name,
             "source_format": self.source.format if self.source is not None else "export",
             "inputs": [spec.model_dump(mode="json") for spec in self.inputs],
             "onnx": self.onnx.model_dump(mode="json"),
@@ -165,7 +165,6 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
     final_ops = models.op_counts()
     inputs, outputs = _io(models, actual)
     card = {
-        "name": section.name,
         "source": {"format": fmt, "files": {p.name: file_digest(p) for p in files}},
         "opset_requested": section.onnx.opset if fmt == "paddle" else None,
         "opset_written": _opset(raw),
