@@ -51,7 +51,7 @@ def start(argv: Sequence[str], *, grace: float | None = None, **popen_kwargs) ->
     if not _atexit_registered:
         atexit.register(stop_all)
         _atexit_registered = True
-    with _deferred_signals():  # a signal between fork and registration would orphan the child
+    with deferred_signals():  # a signal between fork and registration would orphan the child
         proc = subprocess.Popen(list(argv), start_new_session=True, **popen_kwargs)
         _children[proc.pid] = proc
         if grace is not None:
@@ -146,9 +146,10 @@ def _forget(proc: subprocess.Popen) -> None:
 # ---- signals ------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _deferred_signals() -> Iterator[None]:
-    """Hold a signal that arrives inside the block until its end (the handler always runs in the main
-    thread, whatever other threads block)."""
+def deferred_signals() -> Iterator[None]:
+    """Raise a signal that arrives inside the block only at its end (children are stopped at once). For
+    native code that calls back into Python (onnxsim runs ONNX Runtime through a Python callback) and for
+    importing native modules: an exception raised inside them can abort the process."""
     global _defer_depth, _pending
     _defer_depth += 1
     try:
@@ -166,6 +167,8 @@ def _on_signal(signum: int, _frame) -> None:
     if _interrupted is not None:
         return  # already on the way out: a second Ctrl-C must not cut the cleanup short
     if _defer_depth:
+        if _pending is None:
+            stop_all()
         _pending = signum
         return
     _interrupt(signum)

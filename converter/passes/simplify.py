@@ -35,10 +35,12 @@ def simplify_onnx(model, check_n: int = 0, test_shapes: dict[str, list[int]] | N
     import contextlib
     import io
 
-    import onnxsim
+    from converter.process import deferred_signals
 
+    with deferred_signals():  # a signal inside onnxsim's C++ (which calls back into Python) is raised after it
+        import onnxsim
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # onnxsim prints its check progress
+        with contextlib.redirect_stdout(io.StringIO()), deferred_signals():  # onnxsim prints its check progress
             simplified, ok = onnxsim.simplify(model, check_n=check_n, test_input_shapes=test_shapes)
     except Exception as exc:  # onnxsim raises bare RuntimeError/ValueError/onnx errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

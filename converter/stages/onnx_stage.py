@@ -127,7 +127,11 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
         if feed_npz is not None:
             with atomic_path(feed_npz) as tmp, tmp.open("wb") as f:
                 np.savez(f, **feed)
-        import onnx  # noqa: F401  (imported while paddle2onnx runs in the worker)
+        from converter.process import deferred_signals
+
+        with deferred_signals():  # native modules: an interruption mid-import could leave them half-built
+            import onnx  # noqa: F401  (imported while paddle2onnx runs in the worker)
+            import onnxruntime  # noqa: F401
 
         if worker is not None:
             raw_path = worker.wait_exported()
