@@ -50,6 +50,15 @@ def reserve_stdout_for_json() -> None:
     os.dup2(2, 1)
 
 
+def close() -> None:
+    """Flush the JSON stream (npuconv may leave without the interpreter's own teardown)."""
+    if _json_stream is not None:
+        try:
+            _json_stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def json_emitted() -> bool:
     return _emitted
 

@@ -25,8 +25,6 @@ from converter.errors import InputError, StageFailed
 from converter.passes.base import ModelSet
 from converter.recipe.model import InputSpec, OnnxConfig, OnnxSource, PaddleSource
 from converter.stage import Progress, Stage, StageOutput
-from converter.stages.checks import load_checked
-from converter.stages.onnx_parity import chain_parity, run_with_rows, source_parity
 from converter.versions import check_versions, tool_versions
 
 KEY_TOOLS = ("npuconv", "paddlepaddle", "paddle2onnx", "onnx", "onnxsim", "onnxruntime")
@@ -102,28 +100,35 @@ class OnnxStage(Stage):
 
 def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Path,
              progress: Progress) -> tuple[dict, dict]:
-    import numpy as np
-
-    from converter.passes import registry
-    from converter.stages.model_io import check_recipe_inputs, declared_inputs
-    from converter.verify.inputs import random_feed
-
     timings: dict[str, float] = {}
     started = time.perf_counter()
     fmt, files = source_files(section, upstream)
     versions = tool_versions(KEY_TOOLS)
     check_versions(versions, need=("paddlepaddle", "paddle2onnx") if fmt == "paddle" else ())
-    check_recipe_inputs(declared_inputs(files[0]), section.inputs, f"the model ({files[0].name})")
-    feed = random_feed(section.inputs, seed=PARITY_SEED)
     worker = None
     feed_npz = scratch / "feed.npz" if section.onnx.parity else None
     if fmt == "paddle":
         progress("paddle2onnx export")
         from converter.stages.paddle_export import PaddleExport
 
-        # Started first: importing paddle dominates the export; the feed is only read after it.
+        # Started before anything else: importing paddle dominates the export and the reference, and the
+        # worker reads the feed only after it. A recipe the model contradicts stops it at once (below).
         worker = PaddleExport(files[0], files[1], section.onnx.opset, scratch, feed_npz)
     try:
+        import numpy as np
+
+        from converter.passes import registry
+        from converter.stages.checks import load_checked
+        from converter.stages.model_io import check_recipe_inputs, declared_inputs
+        from converter.stages.onnx_parity import (
+            chain_parity,
+            run_with_rows,
+            source_parity,
+        )
+        from converter.verify.inputs import random_feed
+
+        check_recipe_inputs(declared_inputs(files[0]), section.inputs, f"the model ({files[0].name})")
+        feed = random_feed(section.inputs, seed=PARITY_SEED)
         if feed_npz is not None:
             with atomic_path(feed_npz) as tmp, tmp.open("wb") as f:
                 np.savez(f, **feed)
