@@ -161,38 +161,3 @@ class Artifact:
             if not path.is_file() or file_digest(path) != self.digests[role]:
                 bad.append(role)
         return bad
-
-
-# --- transitional: the old per-stage cache, removed once every stage runs through pipeline.runner ---------
-def cache_root() -> Path:
-    env = os.environ.get("NPUCONV_CACHE")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("npuconv"))
-
-
-class StageCache:
-    def __init__(self, stage: str, root: Path | None = None) -> None:
-        self.dir = (root or cache_root()) / stage
-
-    def entry(self, key: str) -> Path:
-        return self.dir / key
-
-    def lookup(self, key: str) -> Path | None:
-        entry = self.entry(key)
-        return entry if (entry / "card.json").is_file() else None
-
-    @contextlib.contextmanager
-    def building(self, key: str) -> Iterator[Path]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=self.dir))
-        try:
-            yield scratch
-            final = self.entry(key)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(scratch, final)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
