@@ -9,7 +9,7 @@ Accuracy vs Paddle on the produced rows (the steps the decoder ran): structure-t
 probabilities and boxes; split vs ort-whole as well. Latency: rounds in rotating order, a fresh session per
 pipeline and round, every image once per round after one warm-up pass; median of the per-round totals.
 
-Usage: python bench/decoder_split.py [--model-dir models/slanet_plus] [--rounds 3] [--images 4] [--k 1 8]
+Usage: python bench/decoder_split.py [--recipe recipes/slanet_plus.yaml] [--rounds 3] [--images 4] [--k 1 8]
 Writes build/bench/decoder_split.json.
 """
 
@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -65,53 +63,43 @@ def preprocess(bgr: np.ndarray) -> np.ndarray:
     return ((resized - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def export(model_dir: Path, work: Path) -> Path:
-    from converter.stages.paddle_export import PaddleExport
+def convert(recipe_path: Path, k: int):
+    """The onnx stage, through the pipeline as `npuconv onnx --set onnx.decoder.steps_per_call=K` runs it
+    (cached): the onnx artifact (encoder + step graphs, host loop on its card)."""
+    from converter.pipeline.plan import execute, onnx_runs
+    from converter.recipe.loader import load_recipe
 
-    job = PaddleExport(model_dir / "inference.pdmodel", model_dir / "inference.pdiparams", 11, work, None)
-    try:
-        return job.wait_exported()
-    finally:
-        job.close()
+    recipe = load_recipe(recipe_path, [f"onnx.decoder.steps_per_call={k}"])
+    outcome = execute(onnx_runs(recipe))[-1]
+    if not outcome.passed:
+        sys.exit(f"npuconv onnx failed its parity check for K={k}")
+    return recipe, outcome.artifact
 
 
-def prepare(raw: Path):
-    """The onnx stage's chain up to decoder_split: fixed input, repairs, onnxsim, fold_control_flow."""
+def whole_model(recipe, artifact):
+    """The comparison point: the artifact's raw paddle2onnx export through the chain's passes before
+    decoder_split (input shapes, repairs, onnxsim, constant control flow): the model with its Loop."""
     import onnx
 
     from converter.passes import registry
     from converter.passes.base import ModelSet
-    from converter.stages.shapes import fix_input_shapes
-    from converter.stages.simplify import simplify_onnx
+    from converter.pipeline.plan import onnx_runs
+    from converter.recipe.passes import ONNX_CHAIN
 
-    model = fix_input_shapes(onnx.load(str(raw)), {"x": [1, 3, 488, 488]})
-    steps = [(p, p.configure(None)) for p in (registry.get("repairs"),)]
-    model = registry.apply(ModelSet.single(model), steps)[0].model
-    model = simplify_onnx(model, check_n=0)
-    fold = registry.get("fold_control_flow")
-    return registry.apply(ModelSet.single(model), [(fold, fold.configure(None))])[0].model
-
-
-def split(model, k: int):
-    from converter.passes import registry
-    from converter.passes.base import ModelSet
-
-    p = registry.get("decoder_split")
-    started = time.perf_counter()
-    models, records, facts, _ = registry.apply(ModelSet.single(model), [(p, p.configure({"onnx": {"decoder": {"steps_per_call": k}}}))])
-    return models, facts, time.perf_counter() - started, records[0]
+    section = onnx_runs(recipe)[-1].section
+    steps = registry.chain(section, names=ONNX_CHAIN[: ONNX_CHAIN.index("decoder_split")])
+    return registry.apply(ModelSet.single(onnx.load(str(artifact.path("raw")))), steps)[0].model
 
 
 def runners(paddle_dir: Path, whole: bytes, splits: dict):
-    from converter.runners.hostloop import HostLoopRunner
+    from converter.runners.graphs import artifact_runner
     from converter.runners.onnxruntime import OnnxRuntimeRunner
     from converter.runners.paddle import PaddleRunner
 
     made = {"paddle": lambda: PaddleRunner(paddle_dir / "inference.pdmodel", paddle_dir / "inference.pdiparams"),
             "ort-whole": lambda: OnnxRuntimeRunner(whole)}
-    for k, (models, facts) in splits.items():
-        graphs = {role: m.SerializeToString() for role, m in models.graphs.items()}
-        made[f"split-{k}"] = lambda graphs=graphs, facts=facts: HostLoopRunner(graphs, json.loads(json.dumps(facts)))
+    for k, artifact in splits.items():
+        made[f"split-{k}"] = lambda artifact=artifact: artifact_runner(artifact)
     return made
 
 
@@ -128,27 +116,27 @@ def compare(got: dict, want: list, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model-dir", type=Path, default=Path(os.environ.get("NPUCONV_MODELS", REPO / "models")) / "slanet_plus")
+    ap.add_argument("--recipe", type=Path, default=REPO / "recipes" / "slanet_plus.yaml")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--k", type=int, nargs="+", default=[1, 8])
     args = ap.parse_args()
     import onnx
 
-    work = Path(tempfile.mkdtemp(prefix="bench-decoder-"))
-    started = time.perf_counter()
-    prepared = prepare(export(args.model_dir, work))
-    prep_s = time.perf_counter() - started
-    splits, report = {}, {"prepare_s": round(prep_s, 2), "splits": {}}
+    splits, report = {}, {"splits": {}}
     for k in args.k:
-        models, facts, seconds, record = split(prepared, k)
-        splits[k] = (models, facts)
-        report["splits"][k] = {"seconds": round(seconds, 2), "changed": record.changed, "notes": list(record.notes),
-                               "nodes": {r: len(m.graph.node) for r, m in models.graphs.items()},
-                               "banned_ops_left": sorted({n.op_type for m in models.graphs.values() for n in m.graph.node} & BANNED)}
-        print(f"split K={k}: {seconds:.2f} s, {report['splits'][k]['nodes']}", file=sys.stderr)
+        started = time.perf_counter()
+        recipe, artifact = convert(args.recipe, k)
+        splits[k] = artifact
+        graphs = {g["role"]: g for g in artifact.card["graphs"]}
+        report["splits"][k] = {"seconds": round(time.perf_counter() - started, 2), "cached": artifact.cached,
+                               "nodes": {r: g["nodes"] for r, g in graphs.items()},
+                               "banned_ops_left": sorted({op for g in graphs.values() for op in g["ops"]} & BANNED)}
+        print(f"onnx K={k}: {report['splits'][k]}", file=sys.stderr)
+    whole = whole_model(recipe, splits[args.k[0]])
+    model_dir = Path(recipe.source.model_dir)
     feeds = [{"x": preprocess(img)} for img in render_tables(args.images)]
-    made = runners(args.model_dir, prepared.SerializeToString(), splits)
+    made = runners(model_dir, whole.SerializeToString(), splits)
 
     outputs: dict = {name: [] for name in made}
     totals: dict = {name: [] for name in made}

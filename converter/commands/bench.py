@@ -10,7 +10,16 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import ForceOpt, JsonOpt, ModelDirOpt, SetOpt, VariantOpt, default_om, load
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    ModelDirOpt,
+    SetOpt,
+    VariantOpt,
+    default_om,
+    finish,
+    load,
+)
 
 RecipesArg = Annotated[list[Path], typer.Argument(help="Recipe YAML(s); several give one report.", show_default=False)]
 BackendOpt = Annotated[list[str] | None, typer.Option(
@@ -48,7 +57,6 @@ def bench_command(
     from converter.bench.backends import parse_backend
     from converter.bench.gates import parse_regression
     from converter.bench.suite import Comparison, run_suite
-    from converter.console import emit_json, err, out
     from converter.errors import InputError
 
     backends = [parse_backend(b) for b in (backend or ["onnx"])]
@@ -75,11 +83,7 @@ def bench_command(
         from converter.bench.plot import write_plot
 
         data["plot"] = str(write_plot(report, plot))
-    if json_:
-        emit_json(data)
-    _render(report, data, err if json_ else out)
-    if not report:
-        raise typer.Exit(1)
+    finish(data, bool(report), lambda console: _render(report, data, console), json_)
 
 
 def obtain_onnx(recipe_path: Path, overrides: list[str], model_dir: Path | None, batch: int | None, force: bool, step):
@@ -209,7 +213,13 @@ def _read_baseline(path: Path) -> dict:
 def _progress_bar(groups):
     """A progress bar on stderr (a log line per recipe and batch when stderr is not a terminal), redrawn
     only between timed blocks: auto-refresh is off, so no thread redraws it while a backend is timed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from converter.console import err
 

@@ -11,26 +11,12 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import JsonOpt
+from converter.commands.common import JsonOpt, finish
 
 
-class StageName(str, Enum):
-    export = "export"
-    onnx = "onnx"
-    om = "om"
-    reference = "reference"
-    verify = "verify"
-    bench = "bench"
-
-
-class ForceName(str, Enum):
-    all = "all"
-    export = "export"
-    onnx = "onnx"
-    om = "om"
-    reference = "reference"
-    verify = "verify"
-    bench = "bench"
+STAGES = ("export", "onnx", "om", "reference", "verify", "bench")  # build_plan.STAGES, without importing it
+StageName = Enum("StageName", {s: s for s in STAGES}, type=str)
+ForceName = Enum("ForceName", {"all": "all", **{s: s for s in STAGES}}, type=str)
 
 
 RecipesArg = Annotated[list[Path], typer.Argument(metavar="RECIPE...", help="Recipe YAML files (recipes/*.yaml).", show_default=False)]
@@ -60,7 +46,7 @@ def build_command(
     recipe x om variant, in parallel worker processes (--jobs). Stages that nothing changed come from the
     cache; a stage this machine cannot run (no atc, no NPU) is skipped with the reason. Writes
     <output_dir>/<name>.manifest.json per recipe. Exit 1 when any unit failed."""
-    from converter.console import emit_json, err, out
+    from converter.console import emit_json
     from converter.pipeline.build_plan import list_units
 
     units = list_units(recipes, variant)
@@ -79,11 +65,7 @@ def build_command(
 
         write_build_junit(results, junit)
         data["junit"] = str(junit)
-    if json_:
-        emit_json(data)
-    _summary(results, err if json_ else out)
-    if not data["passed"]:
-        raise typer.Exit(1)
+    finish(data, data["passed"], lambda console: _summary(results, console), json_)
 
 
 def _job(unit) -> dict:

@@ -44,3 +44,15 @@ def default_om(recipe, variant: str | None) -> Path:
     cfg = select_variant(recipe.om, variant)
     stem = om_stem(recipe, cfg) if cfg is not None else recipe.name
     return Path(recipe.output_dir) / f"{stem}.om"
+
+
+def finish(data: dict, passed: bool, render, json_: bool) -> None:
+    """End a command: with `--json` the one JSON object on stdout and `render(console)`'s tables on
+    stderr, else the tables on stdout; exit 1 when its check failed."""
+    from converter.console import emit_json, err, out
+
+    if json_:
+        emit_json(data)
+    render(err if json_ else out)
+    if not passed:
+        raise typer.Exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from converter.commands.common import JsonOpt
+from converter.commands.common import JsonOpt, finish
 
 _NOT_ATC = ("pass the atc log: `npuconv om` and the emitted build script write it to <output_dir>/atc.log "
             "(atc.<variant>.log for a variant), or the captured output of `sh build_om.sh`")
@@ -23,7 +23,6 @@ def explain_command(
     types, refused option values with what is allowed (for --soc_version the closest known chips), and what
     to change in the recipe. Exit 0 when atc succeeded, 1 when the log shows a failure, 2 when the file
     cannot be read or shows no atc run."""
-    from converter.console import emit_json, out
     from converter.errors import InputError
     from converter.stages.atc.explain import explain
 
@@ -32,12 +31,8 @@ def explain_command(
     if result is None:
         raise InputError(f"{_name(log)} shows no atc run (no 'ATC run success', no 'ATC run failed', no error code)",
                          hint=_NOT_ATC)
-    if json_:
-        emit_json({"log": _name(log), **result.to_json()})
-    else:
-        _render(result, _name(log), out)
-    if not result:
-        raise typer.Exit(1)
+    finish({"log": _name(log), **result.to_json()}, bool(result), lambda console: _render(result, _name(log), console),
+           json_)
 
 
 def _name(log: Path) -> str:

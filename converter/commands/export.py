@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 
-import typer
-
-from converter.commands.common import ForceOpt, JsonOpt, OutputDirOpt, RecipeArg, SetOpt, load
+from converter.commands.common import (
+    ForceOpt,
+    JsonOpt,
+    OutputDirOpt,
+    RecipeArg,
+    SetOpt,
+    finish,
+    load,
+)
 
 
 def export_command(
@@ -20,7 +26,7 @@ def export_command(
     """Build the recipe's `export:` model (builder + weights), save it with paddle.jit.to_static +
     paddle.jit.save into <output_dir>/<name>_static/, and check the saved model against the dygraph one
     on the recipe's inputs. Exit 1 when that check fails."""
-    from converter.console import emit_json, steps, warn
+    from converter.console import steps, warn
     from converter.pipeline.plan import execute, export_runs
     from converter.stages.export import ExportSection, export_verdict
 
@@ -30,12 +36,7 @@ def export_command(
     with steps(f"export {r.name}") as step:
         outcome = execute(runs, force=force, progress=step, warn=warn)[-1]
     data = export_json(outcome)
-    if json_:
-        emit_json(data)
-    else:
-        _render(r.name, data)
-    if not data["passed"]:
-        raise typer.Exit(1)
+    finish(data, data["passed"], lambda console: _render(r.name, data, console), json_)
 
 
 def export_json(outcome) -> dict:
@@ -52,12 +53,11 @@ def export_json(outcome) -> dict:
     }
 
 
-def _render(name: str, data: dict) -> None:
+def _render(name: str, data: dict, out) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     from converter.commands.render import comparison_table
-    from converter.console import out
 
     summary = Table(title=f"export: {name}", show_header=False, title_justify="left")
     summary.add_column(style="bold")

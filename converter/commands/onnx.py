@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from converter.commands.common import (
     ForceOpt,
     JsonOpt,
@@ -11,6 +9,7 @@ from converter.commands.common import (
     OutputDirOpt,
     RecipeArg,
     SetOpt,
+    finish,
     load,
 )
 
@@ -25,19 +24,14 @@ def onnx_command(
 ) -> None:
     """Export the recipe's model to fully static ONNX ready for atc (rewriting what an NPU cannot run), and
     check that it still computes what the source model computes. Exit 1 when that parity check fails."""
-    from converter.console import emit_json, steps, warn
+    from converter.console import steps, warn
     from converter.pipeline.plan import execute, onnx_runs
 
     r = load(recipe, set_, model_dir, output_dir)
     with steps(f"onnx {r.name}") as step:
         outcome = execute(onnx_runs(r), force=force, progress=step, warn=warn)[-1]
     data = onnx_json(outcome)
-    if json_:
-        emit_json(data)
-    else:
-        _render(data)
-    if not data["passed"]:
-        raise typer.Exit(1)
+    finish(data, data["passed"], lambda console: _render(data, console), json_)
 
 
 def onnx_json(outcome) -> dict:
@@ -59,11 +53,9 @@ def onnx_json(outcome) -> dict:
     }
 
 
-def _render(data: dict) -> None:
+def _render(data: dict, out) -> None:
     from rich.markup import escape
     from rich.table import Table
-
-    from converter.console import out
 
     summary = Table(title="onnx", show_header=False, title_justify="left")
     summary.add_column(style="bold")
@@ -85,7 +77,7 @@ def _render(data: dict) -> None:
     summary.add_row("time", f"{data['timings_s']['total']:.2f} s" + (" (when built)" if data["cached"] else ""))
     out.print(summary)
     parity = data["parity"]
-    if parity is None:
+    if parity is None or parity["outputs"] is None:
         out.print("parity: not checked (onnx.parity is false and no pass changed the graph)")
         return
     from converter.commands.render import comparison_table

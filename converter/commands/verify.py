@@ -15,6 +15,7 @@ from converter.commands.common import (
     OutputDirOpt,
     SetOpt,
     VariantOpt,
+    finish,
     load,
 )
 
@@ -51,7 +52,7 @@ def verify_command(
     per output and sample metrics against tolerances, optional task checks, --layerwise localisation.
     Exit 1 on a parity failure."""
     from converter.artifacts import write_bytes_atomic
-    from converter.console import emit_json, err, out, steps
+    from converter.console import steps
     from converter.pipeline.bundle import is_bundle
     from converter.runners.factory import parse_target
     from converter.verify.junit import write_junit
@@ -79,11 +80,7 @@ def verify_command(
     if junit is not None:
         write_junit(report, junit)
         data["junit"] = str(junit)
-    if json_:
-        emit_json(data)
-    _render(data, err if json_ else out)
-    if not report:
-        raise typer.Exit(1)
+    finish(data, bool(report), lambda console: _render(data, console), json_)
 
 
 def _from_recipe(recipe_path: Path, target, om_path, variant, samples, layerwise, save, reference, set_, model_dir,

@@ -134,3 +134,24 @@ def test_bench_runs_where_the_recipe_asks_and_gates_on_its_slo(run_cli, tmp_path
     assert failed["status"] == "failed" and "throughput" in failed["reason"] and "MISSES the SLO" in failed["reason"]
     again = run_cli("build", met, "--json", env=env).json()["recipes"][0]
     assert statuses(again) == {"onnx": "cached", "bench": "built"}  # measured again
+
+
+def test_cli_stage_names_are_the_planners():
+    """The CLI spells the stages without importing the planner (it pulls pydantic in); the two must agree."""
+    from converter.commands import build as command
+    from converter.pipeline import build_plan
+
+    assert command.STAGES == build_plan.STAGES
+    assert [m.value for m in command.ForceName] == ["all", *build_plan.STAGES]
+
+
+def test_onnx_tables_when_parity_is_off_and_nothing_changed(run_cli, tmp_path):
+    """`onnx.parity: false` on a graph no pass changes stores no comparison; the tables say so (they crashed)."""
+    recipe = onnx_recipe(tmp_path, "plain", tiny_onnx(tmp_path / "tiny.onnx"))
+    env = {"NPUCONV_CACHE": str(tmp_path / "cache")}
+    human = run_cli("onnx", recipe, env=env)
+    assert human.code == 0, human.stderr
+    assert "parity: not checked" in human.stdout and "Traceback" not in human.stderr
+    machine = run_cli("onnx", recipe, "--json", env=env)
+    assert machine.code == 0 and machine.json()["parity"]["outputs"] is None
+    assert "parity: not checked" in machine.stderr  # with --json the tables go to stderr
