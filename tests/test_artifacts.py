@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from converter.artifacts import (
-    StageCache,
     atomic_path,
     content_key,
     file_digest,
@@ -38,19 +37,6 @@ def test_file_digest_follows_content(tmp_path):
     assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
     path.write_bytes(b"abd")
     assert file_digest(path) != first
-
-
-def test_cache_entry_appears_only_when_the_build_succeeds(tmp_path):
-    cache = StageCache("onnx", root=tmp_path)
-    with pytest.raises(ValueError):
-        with cache.building("k1") as scratch:
-            (scratch / "card.json").write_text("{}")
-            raise ValueError("check failed")
-    assert cache.lookup("k1") is None
-    with cache.building("k1") as scratch:
-        (scratch / "card.json").write_text("{}")
-    assert cache.lookup("k1") == tmp_path / "onnx" / "k1"
-    assert [p.name for p in (tmp_path / "onnx").iterdir()] == ["k1"]
 
 
 def test_known_bad_versions_are_refused():

@@ -77,17 +77,17 @@ class OmRunner(Runner):
     def output_names(self) -> list[str]:
         return self.onnx_output_names or [o.name for o in self._session.get_outputs()]
 
-    def _arrays(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        inputs = self._session.get_inputs()
-        if len(feed) != len(inputs):
-            raise InputError(f"the OM has {len(inputs)} input(s), the feed {len(feed)}",
+    def _match(self, infos: list[TensorInfo], feed: dict[str, np.ndarray]) -> list[tuple[TensorInfo, np.ndarray]]:
+        """By name where atc kept the ONNX names, else in order."""
+        if len(feed) != len(infos):
+            raise InputError(f"the OM has {len(infos)} input(s), the feed {len(feed)}",
                              hint="the recipe's inputs must match the ONNX the OM was built from")
-        # By name where atc kept the ONNX names, else in order.
-        arrays = [feed[i.name] if i.name in feed else list(feed.values())[k] for k, i in enumerate(inputs)]
-        return [np.ascontiguousarray(a) for a in arrays]
+        values = list(feed.values())
+        return [(i, feed[i.name] if i.name in feed else values[k]) for k, i in enumerate(infos)]
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self._session.infer(self._arrays(feed), mode="static")
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [np.ascontiguousarray(a) for _, a in self._match(self.input_infos(), feed)]
+        outputs = self._session.infer(arrays, mode="static")
         return {name: np.asarray(value) for name, value in zip(self.output_names(), outputs)}
 
 

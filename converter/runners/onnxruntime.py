@@ -69,11 +69,11 @@ class OnnxRuntimeRunner(Runner):
     def output_names(self) -> list[str]:
         return [o.name for o in self._session.get_outputs()]
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = self.output_names()
         return dict(zip(names, self._session.run(names, feed)))
 
-    def bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+    def _bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
         return partial(self._session.run, self.output_names(), feed)
 
     def fetch(self, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -57,28 +57,27 @@ class PaddleRunner(Runner):
         self._predictor = None
 
     def input_infos(self) -> list[TensorInfo]:
+        # An input handle's shape is the last one fed (or a placeholder): the model file declares the real one.
+        from converter.runners.model_io import declared_inputs
+
+        declared = {i["name"]: i for i in declared_inputs(self.model_file) or ()}
         infos = []
         for name in self._predictor.get_input_names():
-            handle = self._predictor.get_input_handle(name)
-            infos.append(TensorInfo(name, tuple(handle.shape()), str(handle.type()).rsplit(".", 1)[-1].lower()))
+            info = declared.get(name)
+            shape = tuple(-1 if d is None else d for d in info["shape"]) if info else None
+            dtype = info["dtype"] if info else str(self._predictor.get_input_handle(name).type())
+            infos.append(TensorInfo(name, shape, dtype))
         return infos
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = self._predictor.get_input_names()
-        missing = [n for n in names if n not in feed]
-        if missing:
-            raise InputError(f"the feed lacks Paddle model inputs {missing}", hint="name recipe inputs as the model does")
-        for name in names:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for name in self._predictor.get_input_names():
             self._predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(feed[name]))
         self._predictor.run()
         return {n: self._predictor.get_output_handle(n).copy_to_cpu() for n in self._predictor.get_output_names()}
 
-    def bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
+    def _bind(self, feed: dict[str, np.ndarray]) -> Callable[[], object]:
         predictor = self._predictor
         names = predictor.get_input_names()
-        missing = [n for n in names if n not in feed]
-        if missing:
-            raise InputError(f"the feed lacks Paddle model inputs {missing}", hint="name recipe inputs as the model does")
         inputs = [(predictor.get_input_handle(n), np.ascontiguousarray(feed[n])) for n in names]
         outputs = [predictor.get_output_handle(n) for n in predictor.get_output_names()]
 

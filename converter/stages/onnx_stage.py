@@ -119,7 +119,7 @@ def _convert(section: OnnxSection, upstream: Mapping[str, Artifact], scratch: Pa
 
         from converter.passes import registry
         from converter.stages.checks import load_checked
-        from converter.stages.model_io import check_recipe_inputs, declared_inputs
+        from converter.runners.model_io import check_recipe_inputs, declared_inputs
         from converter.stages.onnx_parity import (
             chain_parity,
             run_with_rows,

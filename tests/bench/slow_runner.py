@@ -24,14 +24,14 @@ class SleepRunner(Runner):
         self.ballast = np.ones(self.ballast_mb * 1024 * 1024 // 8) if self.ballast_mb else None
 
     def input_infos(self) -> list[TensorInfo]:
-        return [TensorInfo("x", (1,), "float32")]
+        return [TensorInfo("x", (-1, 1), "float32")]
 
     def _graph(self, role: str, seconds: float) -> None:
         start = time.perf_counter()
         time.sleep(seconds)
         self.calls.setdefault(role, []).append(time.perf_counter() - start)
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if not self.steps:
             time.sleep(self.ms / 1e3)
         else:

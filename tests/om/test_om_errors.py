@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from converter.stages.atc.errors import ERROR_CODES, parse_log
+from converter.stages.atc.errors import parse_log
 
 MIXED_LOG = textwrap.dedent("""\
     ATC start working now, please wait for a moment.
