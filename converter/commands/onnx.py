@@ -12,6 +12,7 @@ from converter.commands.common import (
     RecipeArg,
     SetOpt,
     load,
+    require_stage,
 )
 
 
@@ -31,6 +32,7 @@ def onnx_command(
     r = load(recipe, set_, model_dir, output_dir)
     with steps(f"onnx {r.name}") as step:
         outcome = execute(onnx_runs(r), force=force, progress=step, warn=warn)[-1]
+    require_stage(outcome, "onnx", recipe)
     data = onnx_json(outcome)
     if json_:
         emit_json(data)
