@@ -36,6 +36,19 @@ KeepGoingOpt = Annotated[bool, typer.Option(
     "--keep-going", help="Go on to the next stage even when a stage's own check (parity) failed.")]
 
 
+def require_stage(outcome, stage: str, recipe: Path, keep_going_hint: str = "") -> None:
+    """`execute` stops at a run whose own check failed: when that run is not `stage` (the export check failed
+    before the onnx stage), a CheckFailed (exit 1) that names it, instead of reading the wrong artifact."""
+    if outcome.run.stage.name == stage:
+        return
+    from converter.errors import CheckFailed
+
+    failed = outcome.run.stage.name
+    where = outcome.artifact.published.get("model") or outcome.run.label
+    raise CheckFailed(f"the {failed} stage's check failed for {where}: the {stage} stage was not run",
+                      hint=f"see `npuconv {failed} {recipe}` for the numbers{keep_going_hint}")
+
+
 def default_om(recipe, variant: str | None) -> Path:
     """Where the om stage writes the OM of this recipe and variant."""
     from converter.recipe.om import select_variant

@@ -10,8 +10,8 @@ import typer
 
 from converter.commands.common import JsonOpt, finish
 
-_NOT_ATC = ("pass the atc log: `npuconv om` and the emitted build script write it to <output_dir>/atc.log "
-            "(atc.<variant>.log for a variant), or the captured output of `sh build_om.sh`")
+_NOT_ATC = ("pass the atc log: `npuconv om` and the emitted build script write it to "
+            "<output_dir>/<name>[_<variant>].atc.log, or the captured output of `sh build_om.sh`")
 
 
 def explain_command(

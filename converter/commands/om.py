@@ -18,6 +18,7 @@ from converter.commands.common import (
     SetOpt,
     VariantOpt,
     load,
+    require_stage,
 )
 from converter.console import emit_json, err, out, steps, warn
 
@@ -55,6 +56,7 @@ def om_command(
         require_atc()
     with steps("om") as step:
         onnx_outcome = execute(runs[:-1], force=force, keep_going=keep_going, progress=step, warn=warn)[-1]
+    require_stage(onnx_outcome, "onnx", recipe, "; --keep-going compiles anyway")
     if not onnx_outcome.passed and not keep_going:
         raise CheckFailed(f"the onnx stage's parity check failed for {onnx_outcome.artifact.published.get('model')}: "
                           "atc was not run", hint="see `npuconv onnx RECIPE` for the numbers; --keep-going compiles anyway")

@@ -11,6 +11,7 @@ from converter.commands.common import (
     SetOpt,
     finish,
     load,
+    require_stage,
 )
 
 
@@ -30,6 +31,7 @@ def onnx_command(
     r = load(recipe, set_, model_dir, output_dir)
     with steps(f"onnx {r.name}") as step:
         outcome = execute(onnx_runs(r), force=force, progress=step, warn=warn)[-1]
+    require_stage(outcome, "onnx", recipe)
     data = onnx_json(outcome)
     finish(data, data["passed"], lambda console: _render(data, console), json_)
 

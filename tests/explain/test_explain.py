@@ -182,6 +182,9 @@ def test_cli_exit_codes_and_json(run_cli, tmp_path):
     other.write_text("nothing from atc here\n")
     res = run_cli("explain", other)
     assert res.code == 2 and "shows no atc run" in res.stderr
+    # the hint names the log where `npuconv om` and the emitted script write it: <output_dir>/<stem>.atc.log
+    assert run_cli("explain", other, "--json").json()["error"]["hint"].startswith(
+        "pass the atc log: `npuconv om` and the emitted build script write it to <output_dir>/<name>[_<variant>].atc.log")
     assert run_cli("explain", tmp_path).code == 2  # a directory
 
 

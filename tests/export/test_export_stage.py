@@ -141,6 +141,19 @@ def test_saved_model_that_computes_something_else_fails_the_check(project, tmp_p
     assert Path(got["model"]).is_file() and Path(got["params"]).is_file()  # written all the same, for inspection
 
 
+def test_a_failed_export_check_stops_onnx_and_om(project, tmp_path, run_cli):
+    recipe = write_recipe(project, "branches", {"builder": "tinynet:Branches", "weights": "rows.pdparams",
+                                                "input_spec": [{"name": "x", "shape": [-1, 4]}]},
+                          inputs=[{"name": "x", "shape": [2, 4], "range": [0.5, 1.0]}], out=tmp_path / "out")
+    for args in (("onnx",), ("om", "--dry-run", "--set", "om={soc_version: Ascend310P3, precision_mode_v2: origin}")):
+        res = run_cli(*args, recipe, "--json")
+        assert res.code == 1, res.stderr  # the check's exit code, not a crash reading the export as an ONNX
+        error = res.json()["error"]
+        assert error["type"] == "CheckFailed"
+        assert error["message"].startswith("the export stage's check failed for ") and "onnx stage was not run" in error["message"]
+        assert error["hint"].startswith(f"see `npuconv export {recipe}` for the numbers")
+
+
 def test_onnx_stage_reads_the_export_artifact(project, tmp_path, run_cli):
     recipe = write_recipe(project, "tiny", NET, out=tmp_path / "out")
     res = run_cli("onnx", recipe, "--json")
