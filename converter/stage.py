@@ -35,7 +35,7 @@ class Stage(abc.ABC):
     version: ClassVar[int] = 1
     reads: ClassVar[tuple[str, ...]] = ()
     # modules and packages whose source decides the output: their code is part of the key, so an edited
-    # pass rebuilds what it would change (the stage's own module always counts)
+    # pass rebuilds every output of the stage (the stage's own module always counts)
     code: ClassVar[tuple[str, ...]] = ()
 
     def key_payload(self, section: Any, upstream: Mapping[str, Artifact]) -> Mapping[str, Any]:
