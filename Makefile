@@ -84,6 +84,7 @@ bench: install models
 	mkdir -p build/bench
 	$(BIN)/python bench/onnx_stage.py
 	$(BIN)/python bench/harness_overhead.py
+	$(BIN)/python bench/decoder_split.py --rounds 7
 	$(BIN)/npuconv bench recipes/ppocrv4_det.yaml recipes/ppocrv4_rec.yaml recipes/ppocr_cls.yaml \
 		--backend onnx --backend onnx-raw --backend paddle --threads 2 --json --csv build/bench/ppocrv4.csv \
 		--plot build/bench/ppocrv4.png > build/bench/ppocrv4.json

@@ -69,7 +69,9 @@ def convert(recipe_path: Path, k: int):
     from converter.pipeline.plan import execute, onnx_runs
     from converter.recipe.loader import load_recipe
 
-    recipe = load_recipe(recipe_path, [f"onnx.decoder.steps_per_call={k}"])
+    # published into a folder of its own: the recipe's output_dir keeps what `npuconv onnx` made there
+    out = REPO / "build" / "bench" / f"decoder_split_k{k}"
+    recipe = load_recipe(recipe_path, [f"onnx.decoder.steps_per_call={k}"], output_dir=out)
     outcome = execute(onnx_runs(recipe))[-1]
     if not outcome.passed:
         sys.exit(f"npuconv onnx failed its parity check for K={k}")
