@@ -23,13 +23,15 @@ BAD = [
 
 @pytest.fixture(scope="module")
 def crnn_onnx(paddle_models, tmp_path_factory):
-    """The crnn model through paddle2onnx, its batch and width left dynamic."""
-    import paddle2onnx
+    """The crnn model through paddle2onnx (in the onnx stage's worker process), batch and width left dynamic."""
+    from converter.stages.paddle_export import PaddleExport
 
-    out = tmp_path_factory.mktemp("crnn-onnx") / "crnn.onnx"
     src = paddle_models["crnn"]
-    paddle2onnx.export(str(src / "inference.json"), str(src / "inference.pdiparams"), str(out), opset_version=14)
-    return out
+    job = PaddleExport(src / "inference.json", src / "inference.pdiparams", 14, tmp_path_factory.mktemp("crnn-onnx"), None)
+    try:
+        return job.wait_exported()
+    finally:
+        job.close()
 
 
 def runners(paddle_models, crnn_onnx):
