@@ -134,20 +134,27 @@ def build(variant: str, out_dir: Path) -> Path:
     return out_dir
 
 
+def build_onnx(variant: str, out_dir: Path) -> tuple[Path, Path]:
+    """(Paddle model dir, raw paddle2onnx ONNX) of `variant` under out_dir, both made in a child process:
+    paddle.jit.save of the nested loop and paddle2onnx have crashed long-lived pytest workers outright
+    (twice in CI, never alone), and a child that crashes fails this one fixture with its stderr instead."""
+    import subprocess
+    import sys
+
+    model_dir, raw = out_dir / variant, out_dir / f"{variant}.onnx"
+    done = subprocess.run([sys.executable, __file__, variant, str(model_dir), str(raw)],
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0 or not raw.is_file():
+        raise RuntimeError(f"building the {variant} decoder failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    return model_dir, raw
 
 
-def export_onnx(model_dir: Path, save_file: Path) -> Path:
-    """paddle2onnx through the onnx stage's own worker process (in a pytest worker, paddle2onnx's in-process
-    onnx checker has crashed the whole process on these loop models)."""
-    import shutil
-    import tempfile
+if __name__ == "__main__":  # build_onnx's child: VARIANT MODEL_DIR ONNX_FILE
+    import sys
 
-    from converter.stages.paddle_export import PaddleExport
+    from converter.stages.paddle_worker import export
 
-    with tempfile.TemporaryDirectory(dir=save_file.parent) as work:
-        job = PaddleExport(model_dir / "inference.json", model_dir / "inference.pdiparams", 11, Path(work), None)
-        try:
-            shutil.copyfile(job.wait_exported(), save_file)
-        finally:
-            job.close()
-    return save_file
+    variant, model_dir, save_file = sys.argv[1:4]
+    build(variant, Path(model_dir))
+    export({"model_file": f"{model_dir}/inference.json", "params_file": f"{model_dir}/inference.pdiparams",
+            "save_file": save_file, "opset": 11})

@@ -65,8 +65,7 @@ def decoder(tmp_path_factory):
 
     def get(variant: str):
         if variant not in built:
-            model_dir = dm.build(variant, root / variant)
-            raw = dm.export_onnx(model_dir, root / f"{variant}.onnx")
+            model_dir, raw = dm.build_onnx(variant, root)
             built[variant] = (model_dir, prepare(onnx.load(str(raw))))
         return built[variant]
 
