@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter import process
 from converter.bench.backends import BackendSpec
 from converter.bench.inputs import write_feeds
 from converter.errors import InputError, RecipeError, StageFailed, ToolNotFound
@@ -77,7 +78,9 @@ class WorkerProcess:
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+            # through converter.process: npuconv's signal handler stops it at once, even mid-block (a
+            # worker in its timed loop reads no pipe until the block ends)
+            self.process = process.start(
                 [sys.executable, "-m", "converter.bench.worker", str(to_child_r), str(to_parent_w)],
                 pass_fds=(to_child_r, to_parent_w), stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         os.close(to_child_r)
@@ -90,7 +93,7 @@ class WorkerProcess:
             self.outbox.send(message)
             kind, payload = self.inbox.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError):
-            self.process.wait()
+            process.wait(self.process)
             raise StageFailed(f"the {self.spec.label} worker died (exit {self.process.returncode})",
                               hint="the log's last lines follow; a crash inside the backend library ends it this way",
                               log_tail=self.log_tail()) from None
@@ -136,10 +139,9 @@ class WorkerProcess:
         for conn in (self.outbox, self.inbox):
             conn.close()
         try:
-            self.process.wait(timeout=10)
+            process.wait(self.process, timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            process.stop(self.process, grace=0)
 
 
 Progress = Callable[[str, int, int], None]

@@ -1,9 +1,11 @@
 """SIGINT/SIGTERM while a child process runs: npuconv exits 130/143 with one line (one JSON object with
 --json), no traceback, no temporary or half-written file, and no child process outlives it: the Paddle
-workers of `npuconv onnx`, and a (fake) atc under `npuconv om` with its whole process group."""
+workers of `npuconv onnx`, a (fake) atc under `npuconv om` with its whole process group, and a bench
+worker in the middle of its timed loop."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,3 +98,51 @@ def test_signal_turned_into_another_error_is_still_an_interruption(tmp_path):
                           stdin=subprocess.DEVNULL, stdout=(tmp_path / "stdout").open("w"),
                           stderr=(tmp_path / "stderr").open("w"), timeout=120)
     check_interrupted(proc.returncode, tmp_path, signal.SIGTERM, 143, want_json=True)
+
+
+def _children_of(pid: int, mentioning: str) -> dict[int, str]:
+    """Live processes whose parent is `pid` and whose command line contains `mentioning`."""
+    found = {}
+    for child, cmdline in processes(mentioning=mentioning).items():
+        try:
+            ppid = int(open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found[child] = cmdline
+    return found
+
+
+@pytest.mark.parametrize(("sig", "code", "want_json"), CASES, ids=IDS)
+def test_signal_stops_a_bench_worker_in_its_timed_loop(tmp_path, sig, code, want_json):
+    # a worker that times for 10 minutes: only npuconv stopping it ends it within the test
+    recipe = onnx_recipe(tmp_path, bench={"warmup": 1, "duration_s": 600})
+    proc = start_npuconv(["bench", recipe, *(["--json"] if want_json else [])], tmp_path,
+                         {"NPUCONV_CACHE": str(tmp_path / "cache")})
+    workers: dict[int, str] = {}
+    try:
+        workers = wait_until(lambda: _children_of(proc.pid, "converter.bench.worker"), "the bench worker runs", proc)
+        [worker] = workers
+        # started like every child of npuconv (converter.process): a process group of its own, registered,
+        # so the signal handler stops it at once instead of waiting for its timed loop to end
+        assert os.getpgid(worker) == worker != os.getpgid(proc.pid)
+        # in its timed loop once it has used CPU for a while (it reads no pipe until the loop ends)
+        wait_until(lambda: _cpu_ticks(worker) > 50, "the worker computes", proc)
+        proc.send_signal(sig)
+        check_interrupted(proc.wait(timeout=120), tmp_path, sig, code, want_json)
+        assert survivors(pgid=worker) == {}, "the bench worker outlived npuconv"
+        assert partial_files(tmp_path / "out", tmp_path / "cache") == []
+    finally:  # a failed assertion leaves no 10-minute worker behind
+        if proc.poll() is None:
+            proc.kill()
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _cpu_ticks(pid: int) -> float:
+    """User CPU time of a process in clock ticks (0 when it is gone)."""
+    try:
+        return float(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11])
+    except (OSError, ValueError, IndexError):
+        return 0.0
