@@ -71,8 +71,8 @@ $(BUILD_TARGETS): build-%: install models
 	$(BIN)/npuconv build $(filter %/$*.yaml $*.yaml,$(RECIPES)) $(if $(BUNDLES),--bundle $(BUNDLES)) \
 	    --junit build/junit/$*.xml $(BUILD_FLAGS)
 
-# The suite starts many Python processes (CLI runs, Paddle workers, build workers); compiling the package first lets
-# each of them read bytecode even where PYTHONDONTWRITEBYTECODE keeps Python from caching it.
+# The suite starts many Python processes (CLI runs, Paddle workers, build workers); compiling the package
+# first lets each of them read bytecode even where PYTHONDONTWRITEBYTECODE keeps Python from caching it.
 bytecode:
 	$(BIN)/python -m compileall -q converter tests
 

@@ -49,14 +49,30 @@ def start_npuconv(args, tmp_path: Path, env: dict) -> subprocess.Popen:
     )
 
 
-def _stat(pid: str) -> tuple[str, int] | None:
-    """(state, process group) of a live process, None when it is gone."""
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat after the command name (state, ppid, pgrp, ... utime at 11), None when it is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    fields = text.rsplit(")", 1)[1].split()
-    return fields[0], int(fields[2])
+
+
+def _stat(pid: str) -> tuple[str, int] | None:
+    """(state, process group) of a live process, None when it is gone."""
+    fields = _stat_fields(pid)
+    return None if fields is None else (fields[0], int(fields[2]))
+
+
+def children_of(pid: int, mentioning: str) -> dict[int, str]:
+    """Live processes whose parent is `pid` and whose command line contains `mentioning`."""
+    return {child: cmdline for child, cmdline in processes(mentioning=mentioning).items()
+            if (fields := _stat_fields(child)) is not None and int(fields[1]) == pid}
+
+
+def cpu_ticks(pid: int) -> int:
+    """User CPU time a process has used, in clock ticks (0 when it is gone)."""
+    fields = _stat_fields(pid)
+    return 0 if fields is None else int(fields[11])
 
 
 def processes(*, mentioning: str | None = None, pgid: int | None = None) -> dict[int, str]:

@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from proc_support import FAKE_ATC_DIR, REPO, onnx_recipe, partial_files, processes, start_npuconv, survivors, wait_until
+from proc_support import (FAKE_ATC_DIR, REPO, children_of, cpu_ticks, onnx_recipe, partial_files, processes, start_npuconv,
+                          survivors, wait_until)
 
 CASES = [(signal.SIGTERM, 143, True), (signal.SIGINT, 130, False)]
 IDS = ["SIGTERM-json", "SIGINT-text"]
@@ -100,19 +101,6 @@ def test_signal_turned_into_another_error_is_still_an_interruption(tmp_path):
     check_interrupted(proc.returncode, tmp_path, signal.SIGTERM, 143, want_json=True)
 
 
-def _children_of(pid: int, mentioning: str) -> dict[int, str]:
-    """Live processes whose parent is `pid` and whose command line contains `mentioning`."""
-    found = {}
-    for child, cmdline in processes(mentioning=mentioning).items():
-        try:
-            ppid = int(open(f"/proc/{child}/stat").read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            found[child] = cmdline
-    return found
-
-
 @pytest.mark.parametrize(("sig", "code", "want_json"), CASES, ids=IDS)
 def test_signal_stops_a_bench_worker_in_its_timed_loop(tmp_path, sig, code, want_json):
     # a worker that times for 10 minutes: only npuconv stopping it ends it within the test
@@ -121,13 +109,13 @@ def test_signal_stops_a_bench_worker_in_its_timed_loop(tmp_path, sig, code, want
                          {"NPUCONV_CACHE": str(tmp_path / "cache")})
     workers: dict[int, str] = {}
     try:
-        workers = wait_until(lambda: _children_of(proc.pid, "converter.bench.worker"), "the bench worker runs", proc)
+        workers = wait_until(lambda: children_of(proc.pid, "converter.bench.worker"), "the bench worker runs", proc)
         [worker] = workers
         # started like every child of npuconv (converter.process): a process group of its own, registered,
         # so the signal handler stops it at once instead of waiting for its timed loop to end
         assert os.getpgid(worker) == worker != os.getpgid(proc.pid)
         # in its timed loop once it has used CPU for a while (it reads no pipe until the loop ends)
-        wait_until(lambda: _cpu_ticks(worker) > 50, "the worker computes", proc)
+        wait_until(lambda: cpu_ticks(worker) > 50, "the worker computes", proc)
         proc.send_signal(sig)
         check_interrupted(proc.wait(timeout=120), tmp_path, sig, code, want_json)
         assert survivors(pgid=worker) == {}, "the bench worker outlived npuconv"
@@ -138,11 +126,3 @@ def test_signal_stops_a_bench_worker_in_its_timed_loop(tmp_path, sig, code, want
         for pid in workers:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def _cpu_ticks(pid: int) -> float:
-    """User CPU time of a process in clock ticks (0 when it is gone)."""
-    try:
-        return float(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11])
-    except (OSError, ValueError, IndexError):
-        return 0.0
