@@ -11,6 +11,7 @@ A `BackendSpec` is plain data (it crosses into the worker process); the runner i
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,45 @@ class BackendSpec:
     @property
     def timed_region(self) -> str:
         return TIMED_REGION[self.kind]
+
+
+def onnx_spec(label: str, graphs: Mapping[str, str | Path], loop: Mapping | None, provider: str = "CPUExecutionProvider",
+              threads: int | None = None) -> BackendSpec:
+    """ONNX Runtime on a model's graph(s) (role -> file): one `model`, or a split decoder's encoder and step
+    driven by the host loop `loop` (timed end to end and per graph)."""
+    if loop is not None:
+        return BackendSpec(label, "hostloop", provider=provider, threads=threads,
+                           options={"graphs": {r: str(p) for r, p in graphs.items()}, "loop": dict(loop)})
+    return BackendSpec(label, "onnx", str(graphs["model"]), provider=provider, threads=threads)
+
+
+def om_spec(label: str, om_path: Path, card: Mapping) -> BackendSpec:
+    """The OM on the NPU: one graph, or (its card says so) a split decoder's OMs driven by the host loop."""
+    if list(card.get("graphs") or ["model"]) != ["model"]:
+        return BackendSpec(label, "hostloop", str(om_path), options={
+            "om": True, "graphs": {r: "" for r in card["graphs"]}, "stem": card["stem"], "loop": card["host_loop"],
+            "graph_outputs": card.get("graph_outputs")})
+    return BackendSpec(label, "om", str(om_path))
+
+
+def spec_for(b: Backend, name: str, graphs: Mapping[str, str | Path], loop: Mapping | None, raw_onnx: str | None,
+             om_path: Path | None, threads: int | None, paddle: tuple[Path, Path] | None) -> BackendSpec:
+    """What one `--backend` runs for a model: its ONNX graph(s) (role -> file), the raw export, another ONNX
+    file, the Paddle source or the OM."""
+    from converter.runners.om_card import load_om_card
+
+    if b.kind == "onnx":
+        return onnx_spec(b.label, graphs, loop, provider=b.arg, threads=threads)
+    if b.kind == "onnx-raw":
+        if not raw_onnx or not Path(raw_onnx).is_file():
+            raise InputError(f"{name}: the onnx stage's raw export is not available ({raw_onnx})",
+                             hint="rebuild it with --force, or pass --backend onnx-file:PATH")
+        return BackendSpec(b.label, "onnx", raw_onnx, threads=threads)
+    if b.kind == "onnx-file":
+        return BackendSpec(b.label, "onnx", b.arg, threads=threads)
+    if b.kind == "paddle":
+        return BackendSpec(b.label, "paddle", str(paddle[0]), str(paddle[1]), threads=threads)
+    return om_spec(b.label, om_path, load_om_card(om_path))
 
 
 def make_runner(spec: BackendSpec) -> Runner:

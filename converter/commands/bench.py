@@ -21,7 +21,9 @@ from converter.commands.common import (
     load,
 )
 
-RecipesArg = Annotated[list[Path], typer.Argument(help="Recipe YAML(s); several give one report.", show_default=False)]
+RecipesArg = Annotated[list[Path], typer.Argument(
+    help="Recipe YAML(s), or bundles (.tar.gz) from `build --bundle` to time what they carry; several give one report.",
+    show_default=False)]
 BackendOpt = Annotated[list[str] | None, typer.Option(
     "--backend", "-b", help="onnx[:provider] | onnx-raw | onnx-file:PATH | paddle | om (repeatable; default onnx).")]
 BatchOpt = Annotated[str | None, typer.Option("--batch", help="Batch sizes, e.g. 1,4,8 (an ONNX per size; default the recipe's).")]
@@ -57,7 +59,9 @@ def bench_command(
     from converter.bench.backends import parse_backend
     from converter.bench.gates import parse_regression
     from converter.bench.suite import Comparison, run_suite
+    from converter.commands.bench_bundle import bundle_groups
     from converter.errors import InputError
+    from converter.pipeline.bundle import is_bundle
 
     backends = [parse_backend(b) for b in (backend or ["onnx"])]
     labels = [b.label for b in backends]
@@ -68,12 +72,19 @@ def bench_command(
         raise InputError(f"--baseline {baseline}: not among the backends ({', '.join(labels)})", hint="name one of the --backend values")
     if om is not None and len(recipes) > 1:
         raise InputError("--om names one OM file but several recipes are given", hint="bench one recipe with --om")
+    bundles = [p for p in recipes if is_bundle(p)]
+    if bundles and (batch or variant or set_ or model_dir or force):
+        raise InputError("--batch, --variant, --set, --model-dir and --force apply to a recipe; a bundle is timed "
+                         "as it was built", hint="drop those options, or bench the recipe on the build server")
     limit = parse_regression(max_regression)
     comparison = Comparison(_read_baseline(baseline_file), limit, str(baseline_file)) if baseline_file else None
     batches = _parse_batches(batch)
-    groups = _prepare(recipes, backends, base, batches, threads, om, variant, set_ or [], model_dir, force)
-    with _progress_bar(groups) as on_progress:
-        report = run_suite(groups, threads, comparison, on_progress)
+    with contextlib.ExitStack() as unpacked:  # bundles stay unpacked until measured
+        groups = [*_prepare([p for p in recipes if p not in bundles], backends, base, batches, threads, om, variant,
+                            set_ or [], model_dir, force),
+                  *bundle_groups(bundles, backends, base, threads, om, unpacked)]
+        with _progress_bar(groups) as on_progress:
+            report = run_suite(groups, threads, comparison, on_progress)
     data = report.to_json()
     if csv is not None:
         from converter.bench.csvfile import write_csv
@@ -108,6 +119,7 @@ def _prepare(recipes, backends, base, batches, threads, om, variant, overrides, 
     from converter.artifacts import file_digest
     from converter.bench.engine import Plan
     from converter.bench.flops import count_flops
+    from converter.bench.backends import spec_for
     from converter.bench.inputs import rebatch
     from converter.bench.report import ModelEntry
     from converter.bench.suite import Group
@@ -145,41 +157,12 @@ def _prepare(recipes, backends, base, batches, threads, om, variant, overrides, 
                 step(f"{first.name}: counting FLOPs")
                 model = ModelEntry(recipe.name, n, str(onnx_path), file_digest(Path(onnx_path)), recipe.input_shapes(),
                                    count_flops(onnx_path), str(onnx.path("raw")))
-                specs = [_spec(b, recipe, onnx, model.raw_onnx, om_paths[path], threads, paddle) for b in backends]
+                specs = [spec_for(b, recipe.name, graphs, onnx.card.get("host_loop"), model.raw_onnx, om_paths[path],
+                                      threads, paddle) for b in backends]
                 raw_fed = [s.kind == "om" or s.options.get("om") for s in specs]
                 groups.append(Group(model, tuple(specs), tuple(target_feeds if r else feeds for r in raw_fed),
                                     plan, cfg.slo, base))
     return groups
-
-
-def _spec(b, recipe, onnx, raw_onnx: str | None, om_path: Path | None, threads: int | None,
-          paddle: tuple[Path, Path] | None):
-    from converter.bench.backends import BackendSpec
-    from converter.errors import InputError
-
-    loop = onnx.card.get("host_loop")
-    if b.kind == "onnx" and loop is not None:  # encoder once, then the step: timed end to end and per graph
-        graphs = {g["role"]: onnx.published[g["role"]] for g in onnx.card["graphs"]}
-        return BackendSpec(b.label, "hostloop", provider=b.arg, threads=threads, options={"graphs": graphs, "loop": loop})
-    if b.kind == "onnx":
-        return BackendSpec(b.label, "onnx", onnx.published["model"], provider=b.arg, threads=threads)
-    if b.kind == "onnx-raw":
-        if not raw_onnx or not Path(raw_onnx).is_file():
-            raise InputError(f"{recipe.name}: the onnx stage's raw export is not available ({raw_onnx})",
-                             hint="rebuild it with --force, or pass --backend onnx-file:PATH")
-        return BackendSpec(b.label, "onnx", raw_onnx, threads=threads)
-    if b.kind == "onnx-file":
-        return BackendSpec(b.label, "onnx", b.arg, threads=threads)
-    if b.kind == "paddle":
-        return BackendSpec(b.label, "paddle", str(paddle[0]), str(paddle[1]), threads=threads)
-    from converter.runners.om_card import load_om_card
-
-    card = load_om_card(om_path)
-    if list(card.get("graphs") or ["model"]) != ["model"]:
-        return BackendSpec(b.label, "hostloop", str(om_path), options={
-            "om": True, "graphs": {r: "" for r in card["graphs"]}, "stem": card["stem"], "loop": card["host_loop"],
-            "graph_outputs": card.get("graph_outputs")})
-    return BackendSpec(b.label, "om", str(om_path))
 
 
 def _parse_batches(text: str | None) -> list[int]:

@@ -111,10 +111,9 @@ def _replay(source: Path, target, om_path, layerwise, save, step,
             rebuild: str = "rebuild the OM from this bundle's ONNX (atc/build_om.sh)"):
     """A bundle (unpacked into a temporary directory, removed afterwards) or a saved reference: the saved
     reference against the target; nothing is converted."""
-    from converter.errors import InputError
     from converter.pipeline.bundle import Bundle, is_bundle, open_bundle
     from converter.runners.factory import TargetContext
-    from converter.runners.om_card import check_om_card, load_om_card
+    from converter.runners.om_card import saved_reference_om
     from converter.verify.parity import VerifyRun, target_precision, verify
     from converter.verify.reference import load_saved
 
@@ -140,11 +139,7 @@ def _replay(source: Path, target, om_path, layerwise, save, step,
         where = str(source)
     om_card = None
     if target.kind == "om":
-        if om_path is None:
-            raise InputError(f"{where} holds no OM (atc did not run where it was made)",
-                             hint="build the OM with the bundle's atc/build_om.sh, then pass it with --om FILE")
-        om_card = load_om_card(om_path)
-        check_om_card(om_path, om_card, saved.facts["onnx_sha256"], rebuild_hint=rebuild)
+        om_path, om_card = saved_reference_om(om_path, where, saved.facts["onnx_sha256"], rebuild)
     ctx = TargetContext(graphs, saved.facts.get("host_loop"), None, om_path, om_card)
     run = VerifyRun(saved.facts.get("recipe", Path(where).name), saved, verify_config)
     return verify(run, target, ctx, target_precision(target, om_card), layerwise=layerwise, save_dir=save, on_step=step)

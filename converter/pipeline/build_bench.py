@@ -17,18 +17,15 @@ from converter.stage import Progress
 
 
 def _onnx_spec(onnx: Artifact):
-    from converter.bench.backends import BackendSpec
+    from converter.bench.backends import onnx_spec
 
-    loop = onnx.card.get("host_loop")
-    if loop is not None:  # a split decoder: the encoder once, then the step, timed end to end
-        graphs = {g["role"]: onnx.published[g["role"]] for g in onnx.card["graphs"]}
-        return BackendSpec("onnx:cpu", "hostloop", options={"graphs": graphs, "loop": loop})
-    return BackendSpec("onnx:cpu", "onnx", onnx.published["model"])
+    graphs = {g["role"]: onnx.published[g["role"]] for g in onnx.card["graphs"]}
+    return onnx_spec("onnx:cpu", graphs, onnx.card.get("host_loop"))
 
 
 def _om_spec(om: Artifact):
     """The OM backend, or (None, why) when the OM cannot run here."""
-    from converter.bench.backends import BackendSpec
+    from converter.bench.backends import om_spec
     from converter.runners.factory import Target, TargetContext, check_available
     from converter.runners.om_card import load_om_card
 
@@ -38,11 +35,7 @@ def _om_spec(om: Artifact):
         check_available(Target("om"), TargetContext(om=path, om_card=card))
     except ToolNotFound as exc:
         return None, exc.message
-    if list(card.get("graphs") or ["model"]) != ["model"]:
-        return BackendSpec("om", "hostloop", str(path), options={
-            "om": True, "graphs": {r: "" for r in card["graphs"]}, "stem": card["stem"], "loop": card["host_loop"],
-            "graph_outputs": card.get("graph_outputs")}), None
-    return BackendSpec("om", "om", str(path)), None
+    return om_spec("om", path, card), None
 
 
 def bench_unit(recipe: Recipe, variant: str | None, stem: str, onnx: Artifact, om: Artifact | None,

@@ -34,6 +34,7 @@ the OM; no Paddle, paddle2onnx or onnxsim):
 
     npuconv verify {stem}.tar.gz --target om --junit parity.xml      # the OM on the NPU
     npuconv verify {stem}.tar.gz --target onnx:cpu                   # the ONNX, anywhere
+    npuconv bench {stem}.tar.gz --backend om                          # latency, with the recipe's bench: SLOs
 
 {om_line}
 Every file's sha256 is in manifest.json; `npuconv verify` checks them before anything runs.
@@ -151,7 +152,8 @@ def write_unit_bundle(recipe: Recipe, unit: Unit, done: Mapping[str, Artifact], 
         save_reference(reference_dir, reference.root, meta, recipe.verify)
         (root / "README.txt").write_text(_readme(recipe, unit, om, facts), encoding="utf-8")
         manifest = {"recipe": recipe.name, "variant": unit.variant, "unit": unit.stem, "npuconv": __version__,
-                    "onnx": graphs, "reference": "reference", "tools": tool_versions(), **facts}
+                    "onnx": graphs, "reference": "reference", "tools": tool_versions(),
+                    "bench": recipe.bench.model_dump(mode="json"), **facts}
         if om_files:
             manifest["om"] = om_files
         return write_bundle(bundle_dir / f"{unit.stem}.tar.gz", root, unit.stem, manifest)

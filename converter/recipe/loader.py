@@ -34,7 +34,13 @@ def load_recipe(
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}", hint="pass the path of a YAML recipe, e.g. recipes/ppocrv4_rec.yaml")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not a UTF-8 text file (byte {exc.start}), so not a YAML recipe",
+                          hint="pass a YAML recipe; `npuconv verify` and `npuconv bench` also take a bundle (.tar.gz)") from None
+    except OSError as exc:
+        raise RecipeError(f"cannot read the recipe {path}: {exc.strerror or exc}", hint="check the path and its permissions") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

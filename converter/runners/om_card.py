@@ -49,3 +49,15 @@ def check_om_card(om: Path, card: Mapping[str, Any], onnx_digests: Mapping[str, 
         raise InputError(f"{om} was built from another ONNX than the recipe's current one ({role}: OM card "
                          f"{str(built.get(role))[:12]}..., current {str(onnx_digests.get(role))[:12]}...)",
                          hint=rebuild_hint)
+
+
+def saved_reference_om(om: Path | None, where: str, onnx_digests: Mapping[str, str], rebuild_hint: str) -> tuple[Path, dict]:
+    """The OM a replay of a saved reference (a bundle's, or a --save directory) runs, with its card: refused
+    when there is none, or when it was built from another ONNX than the one the reference was computed on."""
+    if om is None:
+        raise InputError(f"{where} holds no OM (atc did not run where it was made)",
+                         hint="build the OM with the bundle's atc/build_om.sh, then pass it with --om FILE")
+    card = load_om_card(om)
+    check_om_card(om, card, onnx_digests, rebuild_hint=rebuild_hint)
+    return om, card
+

@@ -6,6 +6,7 @@ the replay compares with the saved reference and never runs a reference model.""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ OM = {"soc_version": "Ascend310P3", "precision_mode_v2": "origin"}
 def built(paddle_models, tmp_path_factory):
     """The crnn recipe with an om section, built with the fake atc (no NPU runtime here) into a bundle."""
     tmp = tmp_path_factory.mktemp("bundle")
-    recipe = paddle_recipe(tmp, "crnn", paddle_models["crnn"], name="rec", om=OM, verify={"samples": 3})
+    recipe = paddle_recipe(tmp, "crnn", paddle_models["crnn"], name="rec", om=OM, verify={"samples": 3},
+                           bench={"warmup": 2, "iterations": 7, "slo": {"p99_ms": 60000}})
     env = {**os.environ, **fake_cann(tmp / "cann"), "NPUCONV_CACHE": str(tmp / "cache"), "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-m", "converter", "build", str(recipe), "--bundle", str(tmp / "dist"),
                            "--json"], capture_output=True, text=True, env=env, timeout=600, cwd=REPO, check=False)
@@ -94,6 +96,44 @@ def test_replay_on_a_device_box_without_the_conversion_stack(built, tmp_path):
     assert [c.get("name") for c in cases] == [f"fetch_name_0[sample {i}]" for i in range(3)]
     anywhere = run_npuconv(["verify", tmp / "dist" / "rec.tar.gz", "--target", "onnx:cpu", "--json"], env)
     assert anywhere.code == 0 and anywhere.json()["reference"] == "saved", anywhere.stderr
+
+
+def _with_manifest(archive: Path, dest: Path, **changes) -> Path:
+    """A copy of a bundle whose manifest.json (not among the digested files) has `changes`."""
+    with tarfile.open(archive) as src, tarfile.open(dest, "w:gz") as out:
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("/manifest.json"):
+                data = json.dumps({**json.loads(data), **changes}).encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+    return dest
+
+
+def test_bench_a_bundle_on_a_device_box_with_the_recipes_bench_section(built, tmp_path):
+    tmp, _ = built
+    archive = tmp / "dist" / "rec.tar.gz"
+    env = blocked_env(tmp_path)
+    fake = fake_npu_runtime(tmp_path / "npu")
+    env.update(FAKE_AIS_BENCH_LOG=fake["FAKE_AIS_BENCH_LOG"], PYTHONPATH=env["PYTHONPATH"] + os.pathsep + str(tmp_path / "npu"))
+    res = run_npuconv(["bench", archive, "--backend", "om", "--backend", "onnx", "--json"], env)
+    assert res.code == 0, res.stderr
+    data = res.json()
+    manifest = json.loads(members(archive)["rec/manifest.json"])
+    [model] = data["models"]
+    assert (model["recipe"], model["batch"], model["onnx_sha256"]) == ("rec", 1, manifest["files"]["onnx/rec.onnx"])
+    # the recipe's bench section travelled in the bundle: 2 warm-up and 7 timed runs, its p99 SLO checked
+    assert [(r["backend"], r["warmup"], r["iterations"]) for r in data["results"]] == [("om", 2, 7), ("onnx:cpu", 2, 7)]
+    assert [g["kind"] for g in data["gates"]] == ["slo", "slo"] and all(g["passed"] for g in data["gates"])
+    calls = [json.loads(line) for line in Path(fake["FAKE_AIS_BENCH_LOG"]).read_text().splitlines()]
+    assert calls[0]["event"] == "load" and calls[0]["model_path"].endswith("/rec/om/rec.om")
+    assert sum(c["event"] == "infer" for c in calls) >= 2 + 7
+    # an SLO no model meets fails the run with the numbers; backends a bundle cannot carry are refused
+    strict = _with_manifest(archive, tmp_path / "strict.tar.gz", bench={"slo": {"p99_ms": 1e-6}})
+    failed = run_npuconv(["bench", strict, "--backend", "onnx", "--json"], env)
+    assert failed.code == 1 and not failed.json()["gates"][0]["passed"], failed.stderr
+    refused = run_npuconv(["bench", archive, "--backend", "paddle", "--json"], env)
+    assert refused.code == 2 and "carries no Paddle model" in refused.json()["error"]["message"]
 
 
 def test_the_bundled_script_builds_the_om_where_it_is_unpacked(built, tmp_path):

@@ -50,6 +50,19 @@ def test_recipe_not_found_json(run_cli, tmp_path):
     assert str(tmp_path / "nowhere.yaml") in line
 
 
+@pytest.mark.parametrize("command", ["onnx", "lint"])
+def test_binary_file_as_recipe_is_bad_input(run_cli, tmp_path, command):
+    """A bundle handed to a command that takes only recipes: gzip bytes, not YAML (it crashed with exit 3)."""
+    import gzip
+
+    archive = tmp_path / "rec.tar.gz"
+    archive.write_bytes(gzip.compress(b"not a recipe"))
+    res = run_cli(command, archive, "--json")
+    error = one_json_error(res, 2, "RecipeError")
+    assert error["message"] == f"{archive}: not a UTF-8 text file (byte 1), so not a YAML recipe"
+    assert "bundle" in error["hint"] and "Traceback" not in res.stderr
+
+
 @pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
 def test_directory_as_recipe(run_cli, tmp_path, json_flag):
     (tmp_path / "recipes").mkdir()
