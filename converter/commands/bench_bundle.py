@@ -51,7 +51,8 @@ def bundle_groups(paths: list[Path], backends, base: str, threads: int | None, o
         onnx_path = graphs.get("model") or graphs["encoder"]  # a split decoder: its FLOPs are the encoder's
         feeds = [s.feed for s in samples]
         shapes = {name: list(value.shape) for name, value in feeds[0].items()}
-        model = ModelEntry(bundle.manifest["recipe"], next(iter(shapes.values()))[0], str(onnx_path),
+        first = next(iter(shapes.values()))
+        model = ModelEntry(bundle.manifest["recipe"], first[0] if first else 1, str(onnx_path),
                            file_digest(onnx_path), shapes, count_flops(onnx_path))
         loop = saved.facts.get("host_loop")
         specs = [spec_for(b, model.recipe, graphs, loop, None, om_path, threads, None) for b in backends]
